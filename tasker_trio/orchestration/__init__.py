@@ -1,0 +1,1 @@
+"""Orchestration: the actors, services and pure support logic that drive tasks to completion."""
