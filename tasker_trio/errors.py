@@ -146,6 +146,24 @@ class DuplicateTask(TaskerError):
         super().__init__(f"a task with identity {identity_hash[:12]}… already exists: {task_uuid}")
 
 
+class InvalidTaskRequest(TaskerError, ValueError):
+    """A task request is malformed for its template (e.g. a missing idempotency key)."""
+
+    def __init__(self, template: str, field: str, reason: str) -> None:
+        self.template = template
+        self.field = field
+        self.reason = reason
+        super().__init__(f"request for {template}: field {field!r}: {reason}")
+
+
+class DeadLetterNotFound(TaskerError, LookupError):
+    """No dead-letter entry has this id."""
+
+    def __init__(self, entry_id: str) -> None:
+        self.entry_id = entry_id
+        super().__init__(f"no dead-letter entry {entry_id}")
+
+
 class TaskNotFound(TaskerError, LookupError):
     """No task has this uuid."""
 
@@ -162,6 +180,16 @@ class StepNotFound(TaskerError, LookupError):
         self.task_uuid = task_uuid
         where = f" in task {task_uuid}" if task_uuid else ""
         super().__init__(f"no step {step}{where}")
+
+
+class WaitTimeout(TaskerError, TimeoutError):
+    """A task did not settle (terminal or blocked) within the time waited for it."""
+
+    def __init__(self, task_uuid: str, timeout: float, state: str) -> None:
+        self.task_uuid = task_uuid
+        self.timeout = timeout
+        self.state = state
+        super().__init__(f"task {task_uuid} is still {state} after {timeout:g}s")
 
 
 class HandlerResolutionError(TaskerError, LookupError):
@@ -198,6 +226,14 @@ class MalformedData(TaskerError, ValueError):
         self.kind = kind
         self.problems = tuple(problems)
         super().__init__(f"malformed {kind}: {'; '.join(self.problems)}")
+
+
+class BackendError(TaskerError):
+    """The store or broker failed in a way that may pass (a lost connection, a timeout).
+
+    Consumers leave the message in its queue, to be retried after its visibility timeout;
+    every other `TaskerError` a message causes means the message itself is bad (poison).
+    """
 
 
 class ConfigurationError(TaskerError, ValueError):
@@ -300,3 +336,18 @@ class StopDeadlineExceeded(ActorError):
         self.deadline = deadline
         self.phase = phase
         super().__init__(f"actor {actor!r}: {phase} did not finish within {deadline:g}s")
+
+
+class CrashActor(ActorError):
+    """Raised by a handler to crash its actor's loop, so the supervisor restarts it.
+
+    Any other `Exception` a handler raises is a *handler error*: it goes back to the asker (or,
+    for a ``tell``, is logged and counted as failed) and the actor keeps running. Raise
+    ``CrashActor("why") from error`` when the actor's own state is no longer trustworthy and
+    it must run `Actor.started` again. The asker of the crashing message gets `ActorStopped`
+    with this error as its ``__cause__``.
+    """
+
+
+class UnknownActor(ActorError, LookupError):
+    """No actor (or more than one) in the registry matches a name or class."""
