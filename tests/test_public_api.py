@@ -5,6 +5,18 @@ from __future__ import annotations
 import tasker_trio
 
 PUBLIC = {
+    "DeadLetterEntry",
+    "DeadLetterNotFound",
+    "Engine",
+    "InvalidTaskRequest",
+    "StepContext",
+    "StepNotFound",
+    "Submission",
+    "TaskNotFound",
+    "Transition",
+    "WaitTimeout",
+    "open_engine",
+    "step_handler",
     "DuplicateTask",
     "HandlerResolutionError",
     "InvalidContext",

@@ -3,6 +3,8 @@
 from tasker_trio.models.base import JsonModel as JsonModel
 from tasker_trio.models.codec import canonical_json as canonical_json
 from tasker_trio.models.codec import identity_hash as identity_hash
+from tasker_trio.models.dead_letter import DeadLetterEntry as DeadLetterEntry
+from tasker_trio.models.dead_letter import DeadLetterStatus as DeadLetterStatus
 from tasker_trio.models.messages import (
     ORCHESTRATION_STEP_RESULTS as ORCHESTRATION_STEP_RESULTS,
 )

@@ -83,13 +83,13 @@ class StepExecutionResult(JsonModel):
     def failed(
         cls, *, task_uuid: str, step_uuid: str, error: StepError, **extra: Any
     ) -> StepExecutionResult:
-        """A failed attempt; the attempt number is the error's."""
+        """A failed attempt; the attempt number (and by default the run time) is the error's."""
+        extra.setdefault("execution_time_ms", error.execution_time_ms)
         return cls(
             task_uuid=task_uuid,
             step_uuid=step_uuid,
             attempt=error.attempt,
             success=False,
             error=error,
-            execution_time_ms=error.execution_time_ms,
             **extra,
         )

@@ -13,6 +13,7 @@ it counts as failed rather than leaving its task parked forever.
 
 from __future__ import annotations
 
+import functools
 import heapq
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
@@ -89,42 +90,12 @@ class TaskSnapshot:
     _order: tuple[str, ...] = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
-        by_name: dict[str, StepSnapshot] = {}
-        for step in self.steps:
-            if step.name in by_name:
-                raise ValueError(f"duplicate step {step.name!r} in task snapshot")
-            by_name[step.name] = step
-        parents: dict[str, list[str]] = {name: [] for name in by_name}
-        children: dict[str, list[str]] = {name: [] for name in by_name}
-        for parent, child in self.edges:
-            for end in (parent, child):
-                if end not in by_name:
-                    raise ValueError(f"edge {parent!r} -> {child!r} names unknown step {end!r}")
-            parents[child].append(parent)
-            children[parent].append(child)
-        object.__setattr__(self, "_by_name", MappingProxyType(by_name))
-        object.__setattr__(self, "_parents", _freeze(parents))
-        object.__setattr__(self, "_children", _freeze(children))
-        object.__setattr__(self, "_order", self._topological_order())
-
-    def _topological_order(self) -> tuple[str, ...]:
-        """Kahn's algorithm; among steps whose parents are done, the earliest in step order."""
-        position = {step.name: index for index, step in enumerate(self.steps)}
-        waiting = {name: len(parents) for name, parents in self._parents.items()}
-        order: list[str] = []
-        ready = [(position[name], name) for name, count in waiting.items() if count == 0]
-        heapq.heapify(ready)
-        while ready:
-            _, name = heapq.heappop(ready)
-            order.append(name)
-            for child in self._children[name]:
-                waiting[child] -= 1
-                if waiting[child] == 0:
-                    heapq.heappush(ready, (position[child], child))
-        if len(order) != len(self.steps):
-            stuck = sorted(name for name, count in waiting.items() if count > 0)
-            raise ValueError(f"task snapshot edges form a cycle among {stuck}")
-        return tuple(order)
+        names = tuple(step.name for step in self.steps)
+        parents, children, order = _graph(names, self.edges)
+        object.__setattr__(self, "_by_name", dict(zip(names, self.steps, strict=True)))
+        object.__setattr__(self, "_parents", parents)
+        object.__setattr__(self, "_children", children)
+        object.__setattr__(self, "_order", order)
 
     @property
     def topological_order(self) -> tuple[str, ...]:
@@ -165,6 +136,60 @@ class TaskSnapshot:
         self.step(step.name)
         steps = [step if s.name == step.name else s for s in self.steps]
         return TaskSnapshot(steps=steps, edges=self.edges)
+
+
+@functools.lru_cache(maxsize=1024)
+def _graph(
+    names: tuple[str, ...], edges: tuple[tuple[str, str], ...]
+) -> tuple[Mapping[str, tuple[str, ...]], Mapping[str, tuple[str, ...]], tuple[str, ...]]:
+    """Parents, children and topological order of a graph, checked to be a DAG.
+
+    Cached: a task's graph never changes while its steps' states do, and orchestration builds
+    a snapshot of the same task on every result.
+    """
+    seen: set[str] = set()
+    for name in names:
+        if name in seen:
+            raise ValueError(f"duplicate step {name!r} in task snapshot")
+        seen.add(name)
+    parents: dict[str, list[str]] = {name: [] for name in names}
+    children: dict[str, list[str]] = {name: [] for name in names}
+    for parent, child in edges:
+        for end in (parent, child):
+            if end not in parents:
+                raise ValueError(f"edge {parent!r} -> {child!r} names unknown step {end!r}")
+        parents[child].append(parent)
+        children[parent].append(child)
+    frozen_parents, frozen_children = _freeze(parents), _freeze(children)
+    return (
+        frozen_parents,
+        frozen_children,
+        _topological_order(names, frozen_parents, frozen_children),
+    )
+
+
+def _topological_order(
+    names: tuple[str, ...],
+    parents: Mapping[str, tuple[str, ...]],
+    children: Mapping[str, tuple[str, ...]],
+) -> tuple[str, ...]:
+    """Kahn's algorithm; among steps whose parents are done, the earliest in step order."""
+    position = {name: index for index, name in enumerate(names)}
+    waiting = {name: len(p) for name, p in parents.items()}
+    order: list[str] = []
+    ready = [(position[name], name) for name, count in waiting.items() if count == 0]
+    heapq.heapify(ready)
+    while ready:
+        _, name = heapq.heappop(ready)
+        order.append(name)
+        for child in children[name]:
+            waiting[child] -= 1
+            if waiting[child] == 0:
+                heapq.heappush(ready, (position[child], child))
+    if len(order) != len(names):
+        stuck = sorted(name for name, count in waiting.items() if count > 0)
+        raise ValueError(f"task snapshot edges form a cycle among {stuck}")
+    return tuple(order)
 
 
 def _freeze(table: dict[str, list[str]]) -> Mapping[str, tuple[str, ...]]:

@@ -1,0 +1,43 @@
+"""`OrchestrationCommand`s: the messages the command processor routes to actors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from tasker_trio.actors import Message
+from tasker_trio.models import StepResultMessage, Task, TaskRequest
+from tasker_trio.orchestration.services.task_initialization.service import InitializationResult
+
+
+@attrs.frozen(kw_only=True)
+class InitializeTask(Message[InitializationResult]):
+    """Create (or find) the task for a request."""
+
+    request: TaskRequest
+
+
+@attrs.frozen(kw_only=True)
+class ProcessStepResult(Message[dict[str, Any]]):
+    """Process a worker's result notice."""
+
+    notice: StepResultMessage
+
+
+@attrs.frozen(kw_only=True)
+class EnqueueReadySteps(Message[list[str]]):
+    """Wake a task parked for a retry and enqueue what is due."""
+
+    task_uuid: str
+
+
+@attrs.frozen(kw_only=True)
+class FinalizeTask(Message[Task]):
+    """Re-evaluate a task and finalize it if nothing is left to run."""
+
+    task_uuid: str
+
+
+OrchestrationCommand = InitializeTask | ProcessStepResult | EnqueueReadySteps | FinalizeTask
+"""Every command orchestration accepts."""

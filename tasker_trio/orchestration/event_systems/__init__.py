@@ -1,0 +1,1 @@
+"""Event systems: queue listeners and timers that turn what happens into commands."""

@@ -1,0 +1,1 @@
+"""Result processing: record a worker's result and re-evaluate the task."""

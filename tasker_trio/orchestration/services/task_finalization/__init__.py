@@ -1,0 +1,1 @@
+"""Task finalization: decide a task's end (complete, blocked with a dead letter, or wait)."""

@@ -1,0 +1,1 @@
+"""Task initialization: template lookup, context check, identity, graph creation, first enqueue."""

@@ -1,0 +1,164 @@
+"""The `Store` protocol: coarse, atomic, domain-level operations on tasks and steps.
+
+Each operation is one atomic unit (one transaction in PostgreSQL, one uninterrupted stretch
+of code in memory): it changes state, appends the audit records (``sort_key`` 1, 2, 3, … and
+one ``most_recent`` per entity), and sends the messages the change implies — together, or not
+at all. Orchestration decides changes in pure services and passes them as a planner
+``(view, now) -> Plan`` that the store runs under the task's lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+import attrs
+
+from tasker_trio.models import (
+    DeadLetterEntry,
+    StepEdge,
+    StepExecutionResult,
+    Task,
+    Transition,
+    WorkflowStep,
+)
+from tasker_trio.state_machine import TaskState
+from tasker_trio.store.plan import Plan, TaskView
+
+Planner = Callable[[TaskView, float], Plan]
+"""Decides a plan from a snapshot and the store's current time; must be pure and quick."""
+
+
+@attrs.frozen(kw_only=True)
+class MessageRef:
+    """Which queue message an operation consumes (deleted in the same atomic operation)."""
+
+    queue: str
+    msg_id: int
+
+
+@attrs.frozen(kw_only=True)
+class ClaimedStep:
+    """A step a worker claimed, with everything its handler sees (semantics §10)."""
+
+    step: WorkflowStep
+    task: Task
+    dependency_results: dict[str, dict[str, Any]]
+
+
+@attrs.frozen(kw_only=True)
+class ClaimOutcome:
+    """What a claim did: ``claimed`` is set when the worker should run the handler.
+
+    ``reason`` says why not otherwise: ``not_enqueued`` (a duplicate or stale message, which
+    the store deleted when the step is past it), ``lease_alive`` (another worker holds it),
+    ``exhausted`` (the lease expired on the last attempt: recorded as a failure),
+    ``unknown_step``.
+    """
+
+    claimed: ClaimedStep | None = None
+    reason: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class RecordOutcome:
+    """What recording a result did: ``accepted`` when it was the step's current attempt."""
+
+    accepted: bool
+    reason: str | None = None
+
+
+class Store(Protocol):
+    """Tasks, steps, edges, transitions, results and dead letters."""
+
+    def now(self) -> float:
+        """The store's clock (the Trio clock in memory, wall-clock time in PostgreSQL)."""
+        ...
+
+    async def create_task(
+        self,
+        task: Task,
+        steps: Sequence[WorkflowStep],
+        edges: Sequence[StepEdge],
+        *,
+        planner: Planner,
+    ) -> tuple[Task, bool]:
+        """Create a task and its graph, then apply ``planner`` to it, atomically.
+
+        When a task with the same ``identity_hash`` exists, nothing is created and that task
+        is returned with ``False``.
+        """
+        ...
+
+    async def apply(self, task_uuid: str, planner: Planner) -> tuple[Plan, TaskView]:
+        """Run ``planner`` on the task's current view under its lock and apply the plan.
+
+        Returns the plan applied and the view after it. Raises `TaskNotFound`.
+        """
+        ...
+
+    async def claim_step(
+        self, step_uuid: str, *, lease_seconds: float, worker_id: str, message: MessageRef
+    ) -> ClaimOutcome:
+        """Claim an enqueued step (or reclaim one whose lease expired) for a worker."""
+        ...
+
+    async def extend_lease(self, step_uuid: str, attempt: int, *, lease_seconds: float) -> bool:
+        """Push the lease of the step's current attempt; False if the attempt is superseded."""
+        ...
+
+    async def record_result(
+        self, result: StepExecutionResult, *, message: MessageRef | None, result_queue: str
+    ) -> RecordOutcome:
+        """Record an attempt's result, notify orchestration, delete the step message.
+
+        Fenced: only the step's current attempt, while in progress, is accepted; any other
+        result is kept in the audit (`results_of`) and ignored.
+        """
+        ...
+
+    async def get_task(self, task_uuid: str) -> Task:
+        """The task (raises `TaskNotFound`)."""
+        ...
+
+    async def get_view(self, task_uuid: str) -> TaskView:
+        """The task with its steps and edges (raises `TaskNotFound`)."""
+        ...
+
+    async def get_step(self, step_uuid: str) -> WorkflowStep:
+        """One step (raises `StepNotFound`)."""
+        ...
+
+    async def list_tasks(self, states: Sequence[TaskState] | None = None) -> list[Task]:
+        """Tasks, optionally only those in ``states``, oldest first."""
+        ...
+
+    async def transitions(self, entity_id: str) -> list[Transition]:
+        """The audit trail of a task or a step, in ``sort_key`` order."""
+        ...
+
+    async def results_of(self, step_uuid: str) -> list[StepExecutionResult]:
+        """Every result reported for a step, accepted or not, in arrival order."""
+        ...
+
+    async def tasks_due_for_retry(self, now: float) -> list[str]:
+        """Non-terminal tasks with a step waiting for a retry whose backoff has passed."""
+        ...
+
+    async def earliest_retry_at(self) -> float | None:
+        """The earliest ``next_retry_at`` among steps waiting for a retry (live tasks)."""
+        ...
+
+    async def dead_letters(self, *, include_resolved: bool = False) -> list[DeadLetterEntry]:
+        """Dead-letter entries, oldest first."""
+        ...
+
+    async def resolve_dead_letter(self, entry_id: str, *, resolution: str) -> DeadLetterEntry:
+        """Mark an entry resolved with the operator's note (raises `DeadLetterNotFound`)."""
+        ...
+
+    # A timeout parameter, not a cancel scope: the PostgreSQL side waits with a server-side
+    # timeout (PGMQ's read_with_poll, LISTEN), and the protocol mirrors it.
+    async def wait_for_change(self, task_uuid: str, *, timeout: float) -> None:  # noqa: ASYNC109
+        """Return when the task changes (any transition), or after ``timeout`` seconds."""
+        ...

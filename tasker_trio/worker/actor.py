@@ -1,0 +1,160 @@
+"""The worker: a `WorkerActor` that runs steps, fed by one poller per namespace queue.
+
+The poller reads only as many messages as the worker has free slots (its concurrency), so a
+busy worker leaves messages for others; the actor runs each message in a handler task:
+hydrate, claim, execute, record the result (which deletes the message, atomically).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, ClassVar
+
+import attrs
+import trio
+
+from tasker_trio.actors import Actor, Message, handles
+from tasker_trio.errors import PoisonMessage
+from tasker_trio.messaging.protocol import Broker, QueueMessage
+from tasker_trio.models import ORCHESTRATION_STEP_RESULTS
+from tasker_trio.orchestration.hydration import hydrate_step
+from tasker_trio.store.protocol import MessageRef, Store
+from tasker_trio.worker.executor import ExecutionSettings, execute
+from tasker_trio.worker.handlers import HandlerResolver
+
+_log = logging.getLogger("tasker_trio.worker")
+
+
+@attrs.define(kw_only=True)
+class WorkerContext:
+    """What a worker shares with its pollers and the engine.
+
+    Attributes:
+        running: the cancel scope of every step running here, by step uuid (operators
+            cancel through it).
+        slots: free execution slots; pollers take one per message read.
+    """
+
+    store: Store
+    broker: Broker
+    resolver: HandlerResolver
+    settings: ExecutionSettings
+    concurrency: int
+    running: dict[str, trio.CancelScope] = attrs.field(factory=dict)
+    slots: trio.Semaphore = attrs.field(init=False)
+    executed: int = 0
+    poisoned: int = 0
+
+    def __attrs_post_init__(self) -> None:
+        self.slots = trio.Semaphore(self.concurrency)
+
+    def cancel_steps(self, step_uuids: list[str]) -> int:
+        """Cancel the running handlers of these steps; return how many were running here."""
+        cancelled = 0
+        for step_uuid in step_uuids:
+            scope = self.running.get(step_uuid)
+            if scope is not None:
+                scope.cancel()
+                cancelled += 1
+        return cancelled
+
+
+@attrs.frozen(kw_only=True)
+class ExecuteStep(Message[None]):
+    """Run the step a worker-queue message names (its slot is already taken)."""
+
+    message: QueueMessage
+
+
+class WorkerActor(Actor[WorkerContext]):
+    """Runs steps; build it with `worker_actor_class` to set its concurrency."""
+
+    mailbox_capacity: ClassVar[int] = 1024
+
+    @handles(ExecuteStep)
+    async def execute_step(self, command: ExecuteStep) -> None:
+        """Claim and run one step, then record its result; always frees the slot."""
+        try:
+            await self._run(command.message)
+        finally:
+            self.context.slots.release()
+
+    async def _run(self, message: QueueMessage) -> None:
+        ctx = self.context
+        try:
+            step_message = hydrate_step(message)
+        except PoisonMessage as exc:
+            await ctx.broker.archive(message.queue, message.msg_id, reason=exc.reason)
+            ctx.poisoned += 1
+            return
+        ref = MessageRef(queue=message.queue, msg_id=message.msg_id)
+        claim = await ctx.store.claim_step(
+            step_message.step_uuid,
+            lease_seconds=ctx.settings.visibility_timeout,
+            worker_id=ctx.settings.worker_id,
+            message=ref,
+        )
+        if claim.claimed is None:
+            if claim.reason == "unknown_step":
+                await ctx.broker.archive(message.queue, message.msg_id, reason="unknown step")
+                ctx.poisoned += 1
+            return
+        scope = trio.CancelScope()
+        ctx.running[step_message.step_uuid] = scope
+        try:
+            result = await execute(
+                claim.claimed,
+                resolver=ctx.resolver,
+                scope=scope,
+                store=ctx.store,
+                broker=ctx.broker,
+                message=ref,
+                settings=ctx.settings,
+            )
+        finally:
+            ctx.running.pop(step_message.step_uuid, None)
+        await ctx.store.record_result(result, message=ref, result_queue=ORCHESTRATION_STEP_RESULTS)
+        ctx.executed += 1
+
+
+def worker_actor_class(concurrency: int, *, stop_grace: float) -> type[WorkerActor]:
+    """A `WorkerActor` subclass that runs up to ``concurrency`` steps at once.
+
+    On shutdown, running steps get ``stop_grace`` seconds to finish before they are
+    cancelled (a cancelled step records nothing: its message is redelivered later).
+    """
+    return type(
+        "WorkerActor", (WorkerActor,), {"concurrency": concurrency, "stop_grace": stop_grace}
+    )
+
+
+async def poll_queue(
+    context: WorkerContext,
+    actor: Any,
+    queue: str,
+    *,
+    poll_interval: float = 1.0,
+    batch_size: int = 16,
+    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Feed ``actor`` (a ref to a `WorkerActor`) with messages of ``queue`` while slots are free."""
+    task_status.started()
+    broker = context.broker
+    while True:
+        await context.slots.acquire()
+        taken = 1
+        while taken < batch_size:
+            try:
+                context.slots.acquire_nowait()
+            except trio.WouldBlock:
+                break
+            taken += 1
+        messages = await broker.read(
+            queue, limit=taken, visibility_timeout=context.settings.visibility_timeout
+        )
+        for _ in range(taken - len(messages)):
+            context.slots.release()
+        for message in messages:
+            await actor.tell(ExecuteStep(message=message))
+        if not messages:
+            await broker.wait_for_messages(queue, timeout=poll_interval)

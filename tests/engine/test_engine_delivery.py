@@ -1,0 +1,180 @@
+"""At-least-once delivery and scheduling: duplicates are dropped, limits and wake-ups hold."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import trio
+
+from tasker_trio import RetryableError, StepContext, StepState, TaskState
+from tasker_trio.models import (
+    ORCHESTRATION_STEP_RESULTS,
+    StepMessage,
+    StepResultMessage,
+    worker_queue,
+)
+from tests.engine._support import (
+    NAMESPACE,
+    Recorder,
+    run_task,
+    running_engine,
+    step,
+    template,
+)
+
+
+async def test_duplicate_step_and_result_messages_are_dropped(
+    autojump_clock: trio.abc.Clock, recorder: Recorder
+) -> None:
+    async def ok(ctx: StepContext) -> dict[str, Any]:
+        recorder.record(ctx)
+        return {"n": len(recorder.calls)}
+
+    tpl = template("dup", [step("a", "ok"), step("b", "ok", "a")])
+    async with running_engine([tpl], {"ok": ok}) as engine:
+        task = await run_task(engine, "dup")
+        a, _ = await engine.get_steps(task.task_uuid)
+        broker = engine._context.broker
+        step_message = StepMessage(
+            task_uuid=task.task_uuid,
+            step_uuid=a.step_uuid,
+            step_name="a",
+            namespace=NAMESPACE,
+            attempt=1,
+            correlation_id=task.correlation_id,
+        )
+        result_message = StepResultMessage(
+            task_uuid=task.task_uuid,
+            step_uuid=a.step_uuid,
+            attempt=1,
+            success=True,
+            correlation_id=task.correlation_id,
+        )
+        trail_before = await engine.get_transitions(a.step_uuid)
+        await broker.send(worker_queue(NAMESPACE), step_message.to_json())
+        await broker.send(ORCHESTRATION_STEP_RESULTS, result_message.to_json())
+        await trio.sleep(60)
+        stats = await engine.statistics()
+        worker_depth = (await broker.queue_statistics(worker_queue(NAMESPACE))).depth
+        trail_after = await engine.get_transitions(a.step_uuid)
+        final = await engine.get_task(task.task_uuid)
+        results = await engine.get_results(task.task_uuid)
+    assert recorder.names() == ["a", "b"]  # nothing ran twice
+    assert results == {"a": {"n": 1}, "b": {"n": 2}}
+    assert trail_after == trail_before
+    assert final.state == TaskState.COMPLETE
+    assert worker_depth == 0
+    assert stats.result_queue_depth == 0
+    assert stats.poison_messages == {}  # a duplicate is not poison
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+async def test_worker_concurrency_is_a_limit(
+    autojump_clock: trio.abc.Clock, concurrency: int
+) -> None:
+    running = 0
+    peak = 0
+
+    async def busy(ctx: StepContext) -> dict[str, Any]:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        try:
+            await trio.sleep(1)
+        finally:
+            running -= 1
+        return {}
+
+    tpl = template("wide", [step(f"s{i}", "busy") for i in range(7)])
+    async with running_engine([tpl], {"busy": busy}, worker_concurrency=concurrency) as engine:
+        start = trio.current_time()
+        task = await run_task(engine, "wide")
+        elapsed = trio.current_time() - start
+        executed = (await engine.statistics()).steps_executed
+    assert task.state == TaskState.COMPLETE
+    assert peak == concurrency
+    assert elapsed >= -(-7 // concurrency) - 1e-9  # ceil(7 / concurrency) rounds of 1 s
+    assert executed == 7
+
+
+async def test_retry_and_dispatch_do_not_wait_for_the_poll_interval(
+    autojump_clock: trio.abc.Clock, recorder: Recorder
+) -> None:
+    """Wake-ups come from sends and scheduled retries, not from a 60 s polling fallback."""
+
+    async def flaky(ctx: StepContext) -> dict[str, Any]:
+        recorder.record(ctx)
+        if ctx.step_name == "a" and ctx.attempt == 1:
+            raise RetryableError("once")
+        return {}
+
+    tpl = template("prompt", [step("a", "flaky"), step("b", "flaky", "a")])
+    async with running_engine([tpl], {"flaky": flaky}, poll_interval=60) as engine:
+        start = trio.current_time()
+        task = await run_task(engine, "prompt")
+    assert task.state == TaskState.COMPLETE
+    a1, a2, b = recorder.calls
+    assert a1.at - start < 0.01
+    assert 0.9 <= a2.at - a1.at <= 1.1 + 0.01
+    assert b.at - a2.at < 0.01
+
+
+async def test_backoff_of_one_branch_does_not_delay_another(
+    autojump_clock: trio.abc.Clock, recorder: Recorder
+) -> None:
+    """Semantics §4: independent branches never wait for another branch's backoff."""
+
+    async def work(ctx: StepContext) -> dict[str, Any]:
+        recorder.record(ctx)
+        if ctx.step_name == "flaky" and ctx.attempt == 1:
+            raise RetryableError("later")
+        await trio.sleep(ctx.get_config("seconds", 0))
+        return {}
+
+    retry = {"backoff_base_ms": 20000, "max_backoff_ms": 20000}
+    tpl = template(
+        "branches",
+        [
+            step("flaky", "work", retry=retry),
+            step("slow", "work", config={"seconds": 1}),
+            step("after_slow", "work", "slow", config={"seconds": 1}),
+            step("last", "work", "after_slow"),
+        ],
+    )
+    async with running_engine([tpl], {"work": work}) as engine:
+        submission = await engine.submit(NAMESPACE, "branches", {})
+        await trio.sleep(5)
+        mid = await engine.get_task(submission.task_uuid)
+        task = await engine.wait_for_task(submission.task_uuid, timeout=120)
+        trail = await engine.get_transitions(submission.task_uuid)
+        states = {s.name: s.state for s in await engine.get_steps(submission.task_uuid)}
+    assert task.state == TaskState.COMPLETE
+    assert set(states.values()) == {StepState.COMPLETE}
+    assert recorder.of("last")[0].at == pytest.approx(2.0, abs=0.05)
+    assert mid.state == TaskState.WAITING_FOR_RETRY  # only the backoff was left
+    assert recorder.of("flaky")[1].at >= 18.0
+    assert "waiting_for_retry" in [t.to_state for t in trail]
+
+
+async def test_retry_is_not_held_back_by_another_branch_in_flight(
+    autojump_clock: trio.abc.Clock, recorder: Recorder
+) -> None:
+    """A retry runs when its backoff ends, even while an unrelated step is still running."""
+
+    async def work(ctx: StepContext) -> dict[str, Any]:
+        recorder.record(ctx)
+        if ctx.step_name == "flaky" and ctx.attempt == 1:
+            raise RetryableError("later")
+        await trio.sleep(ctx.get_config("seconds", 0))
+        return {}
+
+    tpl = template(
+        "held",
+        [step("flaky", "work"), step("slow", "work", config={"seconds": 100}, timeout=300)],
+    )
+    async with running_engine([tpl], {"work": work}) as engine:
+        task = await run_task(engine, "held")
+    assert task.state == TaskState.COMPLETE
+    first, second = recorder.of("flaky")
+    assert 0.9 <= second.at - first.at <= 1.1 + 0.05  # not when "slow" ends (t = 100)
