@@ -8,8 +8,12 @@ install:
     python3 -m venv {{venv}}
     {{py}} -m pip install --quiet -e '.[dev]'
 
-# Validate and draw the example templates (the README's run command).
+# Run the example linear workflow on the embedded engine (the README's run command).
 run: install
+    {{py}} -m tasker_trio run examples/templates/linear.yaml --context '{"even_number": 6}'
+
+# Validate every example template and draw one as a Mermaid graph.
+templates: install
     {{py}} -m tasker_trio templates validate examples/templates
     {{py}} -m tasker_trio templates graph examples/templates/order_fulfillment.yaml
 

@@ -41,9 +41,9 @@ def test_group_without_subcommand_shows_its_help(capsys: pytest.CaptureFixture[s
 def test_validate_examples_succeeds(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["templates", "validate", str(EXAMPLES)]) == 0
     out = capsys.readouterr().out
-    for name in ["linear", "diamond", "complex_dag", "tree", "order_fulfillment"]:
+    for name in ["linear", "diamond", "complex_dag", "tree", "order_fulfillment", "flaky"]:
         assert f"{name}.yaml" in out
-    assert out.count("ok ") == 5
+    assert out.count("ok ") == 6
 
 
 def test_validate_reports_every_problem_with_its_location(

@@ -95,6 +95,10 @@ EXPECTED_SHAPES = {
             "notify_customer": ("ship_order",),
         },
     ),
+    "flaky.yaml": (
+        "examples/flaky_workflow@1.0.0",
+        {"fetch_rate": (), "convert": ("fetch_rate",)},
+    ),
 }
 
 

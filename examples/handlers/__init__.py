@@ -1,0 +1,1 @@
+"""Step handlers of the example templates (examples/templates/)."""
