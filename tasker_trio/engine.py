@@ -48,6 +48,7 @@ from tasker_trio.templates import TaskTemplate, TemplateRegistry, load_templates
 from tasker_trio.worker.actor import WorkerContext, poll_queue, worker_actor_class
 from tasker_trio.worker.executor import ExecutionSettings
 from tasker_trio.worker.handlers import HandlerFn, HandlerResolver
+from tasker_trio.worker.leases import keep_leases
 
 TemplateSource = TaskTemplate | str | os.PathLike[str]
 
@@ -156,6 +157,9 @@ async def open_engine(
             )
             ref = worker_registry.ref("WorkerActor")
             pollers = await stack.enter_async_context(_cancelled_on_exit())
+            await pollers.start(
+                partial(keep_leases, store, queues, worker.running, visibility_timeout)
+            )
             served = sorted(set(namespaces) if namespaces is not None else registry.namespaces())
             for namespace in served:
                 await pollers.start(

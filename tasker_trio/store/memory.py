@@ -7,7 +7,6 @@ so a state change and its message commit together. Times are on the Trio clock.
 
 from __future__ import annotations
 
-import copy
 import itertools
 from collections import defaultdict
 from collections.abc import Sequence
@@ -107,11 +106,11 @@ class MemoryStore:
             return
         now = self.now()
         task_uuid = plan.task_uuid
+        updates: dict[str, dict[str, Any]] = {}  # one evolve per step, however many changes
         for change in plan.step_changes:
-            step = self._steps[change.step_uuid]
-            self._steps[change.step_uuid] = attrs.evolve(
-                step, state=change.to_state, updated_at=now, **dict(change.updates)
-            )
+            fields = updates.setdefault(change.step_uuid, {})
+            fields.update(change.updates)
+            fields["state"] = change.to_state
             self._append(
                 EntityKind.STEP,
                 change.step_uuid,
@@ -121,6 +120,8 @@ class MemoryStore:
                 at=now,
                 metadata=change.metadata,
             )
+        for step_uuid, fields in updates.items():
+            self._steps[step_uuid] = attrs.evolve(self._steps[step_uuid], updated_at=now, **fields)
         task = self._tasks[task_uuid]
         for task_change in plan.task_changes:
             self._append(
@@ -132,10 +133,11 @@ class MemoryStore:
                 at=now,
                 metadata=task_change.metadata,
             )
-            task = attrs.evolve(task, state=task_change.to_state, updated_at=now)
-            if task.state.is_terminal:
-                task = attrs.evolve(task, completed_at=now)
-        self._tasks[task_uuid] = task
+        if plan.task_changes:
+            state = plan.task_changes[-1].to_state
+            completed_at = now if state.is_terminal else task.completed_at
+            task = attrs.evolve(task, state=state, updated_at=now, completed_at=completed_at)
+            self._tasks[task_uuid] = task
         waiting = any(
             self._steps[s].state == StepState.WAITING_FOR_RETRY for s in self._task_steps[task_uuid]
         )
@@ -149,7 +151,8 @@ class MemoryStore:
             self._add_dead_letter(
                 task_uuid, plan.dead_letter.reason, dict(plan.dead_letter.details)
             )
-        self._notify(task_uuid)
+        if plan.task_changes:
+            self._notify(task_uuid)
 
     def _append(
         self,
@@ -245,7 +248,6 @@ class MemoryStore:
                 "reclaim": step.state == StepState.IN_PROGRESS,
             },
         )
-        self._notify(step.task_uuid)
         return ClaimOutcome(claimed=self._claimed(claimed))
 
     def _claimed(self, step: WorkflowStep) -> ClaimedStep:
@@ -265,9 +267,11 @@ class MemoryStore:
             for a in ancestors
             if self._steps[a].state in (StepState.COMPLETE, StepState.RESOLVED_MANUALLY)
         }
-        # Handlers get copies: what they do to their context never reaches the store (as with
-        # a database, where every read is a copy).
-        return copy.deepcopy(ClaimedStep(step=step, task=view.task, dependency_results=results))
+        # Handlers get copies of the JSON data: what they do to their context never reaches
+        # the store (as with a database, where every read is a copy).
+        task = attrs.evolve(view.task, context=_copy_json(view.task.context))
+        step = attrs.evolve(step, step_config=_copy_json(step.step_config))
+        return ClaimedStep(step=step, task=task, dependency_results=_copy_json(results))
 
     def _fail_expired_lease(self, step: WorkflowStep, message: MessageRef, now: float) -> None:
         error = StepError(
@@ -348,7 +352,6 @@ class MemoryStore:
             correlation_id=task.correlation_id,
         )
         self.queues.send_nowait(result_queue, notice.to_json())
-        self._notify(step.task_uuid)
 
     # ------------------------------------------------------------------ queries
 
@@ -429,9 +432,18 @@ class MemoryStore:
     # A timeout parameter, not a cancel scope: the PostgreSQL side waits with a server-side
     # timeout (PGMQ's read_with_poll, LISTEN), and the protocol mirrors it.
     async def wait_for_change(self, task_uuid: str, *, timeout: float) -> None:  # noqa: ASYNC109
-        """Return on the task's next change, or at timeout."""
+        """Return on the task's next state change, or at timeout."""
         event = self._changed.get(task_uuid)
         if event is None:
             event = self._changed[task_uuid] = trio.Event()
         with trio.move_on_after(timeout):
             await event.wait()
+
+
+def _copy_json(value: Any) -> Any:
+    """A deep copy of JSON data (dicts, lists and scalars), much cheaper than copy.deepcopy."""
+    if isinstance(value, dict):
+        return {key: _copy_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copy_json(item) for item in value]
+    return value

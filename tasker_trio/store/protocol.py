@@ -160,5 +160,9 @@ class Store(Protocol):
     # A timeout parameter, not a cancel scope: the PostgreSQL side waits with a server-side
     # timeout (PGMQ's read_with_poll, LISTEN), and the protocol mirrors it.
     async def wait_for_change(self, task_uuid: str, *, timeout: float) -> None:  # noqa: ASYNC109
-        """Return when the task changes (any transition), or after ``timeout`` seconds."""
+        """Return when the task's state changes (a task transition), or after ``timeout``.
+
+        Step-level changes alone (a claim, a recorded result) do not wake it: waiters care
+        about where the task stands, and a wake-up per step change would cost every step.
+        """
         ...

@@ -21,6 +21,7 @@ from tasker_trio.orchestration.hydration import hydrate_step
 from tasker_trio.store.protocol import MessageRef, Store
 from tasker_trio.worker.executor import ExecutionSettings, execute
 from tasker_trio.worker.handlers import HandlerResolver
+from tasker_trio.worker.leases import RunningStep
 
 _log = logging.getLogger("tasker_trio.worker")
 
@@ -30,8 +31,8 @@ class WorkerContext:
     """What a worker shares with its pollers and the engine.
 
     Attributes:
-        running: the cancel scope of every step running here, by step uuid (operators
-            cancel through it).
+        running: every step running here, by step uuid (the lease keeper renews them,
+            operators cancel them).
         slots: free execution slots; pollers take one per message read.
     """
 
@@ -40,7 +41,7 @@ class WorkerContext:
     resolver: HandlerResolver
     settings: ExecutionSettings
     concurrency: int
-    running: dict[str, trio.CancelScope] = attrs.field(factory=dict)
+    running: dict[str, RunningStep] = attrs.field(factory=dict)
     slots: trio.Semaphore = attrs.field(init=False)
     executed: int = 0
     poisoned: int = 0
@@ -52,9 +53,9 @@ class WorkerContext:
         """Cancel the running handlers of these steps; return how many were running here."""
         cancelled = 0
         for step_uuid in step_uuids:
-            scope = self.running.get(step_uuid)
-            if scope is not None:
-                scope.cancel()
+            running = self.running.get(step_uuid)
+            if running is not None:
+                running.cancel()
                 cancelled += 1
         return cancelled
 
@@ -99,18 +100,10 @@ class WorkerActor(Actor[WorkerContext]):
                 await ctx.broker.archive(message.queue, message.msg_id, reason="unknown step")
                 ctx.poisoned += 1
             return
-        scope = trio.CancelScope()
-        ctx.running[step_message.step_uuid] = scope
+        running = RunningStep(claimed=claim.claimed, message=ref, scope=trio.CancelScope())
+        ctx.running[step_message.step_uuid] = running
         try:
-            result = await execute(
-                claim.claimed,
-                resolver=ctx.resolver,
-                scope=scope,
-                store=ctx.store,
-                broker=ctx.broker,
-                message=ref,
-                settings=ctx.settings,
-            )
+            result = await execute(running, resolver=ctx.resolver, settings=ctx.settings)
         finally:
             ctx.running.pop(step_message.step_uuid, None)
         await ctx.store.record_result(result, message=ref, result_queue=ORCHESTRATION_STEP_RESULTS)

@@ -1,26 +1,24 @@
 """Running one claimed step: the handler under its timeout and cancel scope, then the result.
 
-The handler runs in its own cancel scope with the step's timeout (a sync handler in a
-thread, abandoned on timeout or cancel) while a lease keeper extends the claim and the
-message's visibility. The outcome becomes a `StepExecutionResult` carrying the attempt
-number (fencing). Cancellation from outside (engine shutdown) records nothing: the message
+The handler runs in its own cancel scope, whose deadline is the step's timeout (a sync
+handler in a thread, abandoned on timeout or cancel), while the worker's lease keeper
+(`tasker_trio.worker.leases`) extends the claim and the message's visibility. The outcome
+becomes a `StepExecutionResult` carrying the attempt number (fencing). Cancellation from outside (engine shutdown) records nothing: the message
 stays in its queue and the step is reclaimed when its visibility timeout expires.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import time
 from typing import Any
 
 import attrs
 import outcome
 import trio
-import trio.lowlevel
-import trio.testing
 
 from tasker_trio.errors import HandlerResolutionError
-from tasker_trio.messaging.protocol import Broker
 from tasker_trio.models import StepError, StepExecutionResult
 from tasker_trio.orchestration.support import (
     ErrorClassification,
@@ -28,9 +26,9 @@ from tasker_trio.orchestration.support import (
     classify_timeout,
     classify_unserializable_result,
 )
-from tasker_trio.store.protocol import ClaimedStep, MessageRef, Store
 from tasker_trio.worker.context import StepContext
 from tasker_trio.worker.handlers import HandlerResolver
+from tasker_trio.worker.leases import RunningStep
 
 
 @attrs.frozen(kw_only=True)
@@ -42,64 +40,39 @@ class ExecutionSettings:
     """Seconds a claim (and its message) stays hidden without renewal."""
 
 
-async def keep_lease(
-    store: Store, broker: Broker, claimed: ClaimedStep, message: MessageRef, lease: float
-) -> None:
-    """Renew the claim and the message's visibility every third of the lease, forever."""
-    step = claimed.step
-    while True:
-        await trio.sleep(lease / 3)
-        if not await store.extend_lease(step.step_uuid, step.attempts, lease_seconds=lease):
-            return  # superseded or finished: nothing left to keep
-        await broker.extend_visibility(message.queue, message.msg_id, visibility_timeout=lease)
-
-
 async def execute(
-    claimed: ClaimedStep,
-    *,
-    resolver: HandlerResolver,
-    scope: trio.CancelScope,
-    store: Store,
-    broker: Broker,
-    message: MessageRef,
-    settings: ExecutionSettings,
+    running: RunningStep, *, resolver: HandlerResolver, settings: ExecutionSettings
 ) -> StepExecutionResult:
-    """Run the claimed step's handler inside ``scope`` and return its result.
+    """Run the claimed step's handler inside its cancel scope and return its result.
 
-    ``scope`` is the step's own cancel scope (operators cancel it through `cancel_task`);
-    the step's timeout is applied inside it.
+    The scope carries the step's timeout as its deadline; an operator cancels it through
+    `RunningStep.cancel`, which the result tells apart from a timeout.
     """
+    claimed, scope = running.claimed, running.scope
     step = claimed.step
     ctx = StepContext.from_claim(claimed)
     wall = time.perf_counter()
     value: Any = None
     failure: ErrorClassification | None = None
-    timed_out = False
+    scope.deadline = trio.current_time() + step.timeout_seconds
     with scope:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(
-                keep_lease, store, broker, claimed, message, settings.visibility_timeout
+        try:
+            handler = resolver.resolve(step.handler_callable)
+            if handler.is_async:
+                value = await handler.call_async(ctx)
+            else:
+                value = await run_in_thread(handler.fn, ctx)
+        except HandlerResolutionError as exc:
+            failure = ErrorClassification(
+                error_type="HandlerResolutionError", message=str(exc), retryable=False
             )
-            with trio.move_on_after(step.timeout_seconds) as timeout_scope:
-                try:
-                    handler = resolver.resolve(step.handler_callable)
-                    if handler.is_async:
-                        value = await handler.call_async(ctx)
-                    else:
-                        value = await run_in_thread(handler.fn, ctx)
-                except HandlerResolutionError as exc:
-                    failure = ErrorClassification(
-                        error_type="HandlerResolutionError", message=str(exc), retryable=False
-                    )
-                except Exception as exc:
-                    failure = classify_exception(exc)
-            timed_out = timeout_scope.cancelled_caught
-            nursery.cancel_scope.cancel()
-    if scope.cancelled_caught:
+        except Exception as exc:
+            failure = classify_exception(exc)
+    if scope.cancelled_caught and running.cancelled_by_operator:
         failure = ErrorClassification(
             error_type="Cancelled", message="the step was cancelled while running", retryable=False
         )
-    elif timed_out:
+    elif scope.cancelled_caught:
         failure = classify_timeout(step.timeout_seconds)
     elapsed_ms = (time.perf_counter() - wall) * 1000.0
     common: dict[str, Any] = {
@@ -134,7 +107,8 @@ async def run_in_thread(fn: Any, ctx: StepContext) -> Any:
     would return early). There, a companion task keeps the run loop busy until the thread is
     done, so mock time stands still while the handler really runs.
     """
-    if not isinstance(trio.lowlevel.current_clock(), trio.testing.MockClock):
+    testing = sys.modules.get("trio.testing")  # never imported: no MockClock can be running
+    if testing is None or not isinstance(trio.lowlevel.current_clock(), testing.MockClock):
         return await trio.to_thread.run_sync(fn, ctx, abandon_on_cancel=True)
     captured: outcome.Outcome[Any] | None = None
 

@@ -70,6 +70,11 @@ class QueueConsumer:
                         self.queue, timeout=self.settings.poll_interval
                     )
                     continue
+                if len(messages) == 1:
+                    # The common case when idle: handle it here, sparing a task spawn.
+                    await self._limiter.acquire()
+                    await self._handle(messages[0])
+                    continue
                 for message in messages:
                     await self._limiter.acquire()
                     nursery.start_soon(self._handle, message)
