@@ -3,8 +3,9 @@
 The handler runs in its own cancel scope, whose deadline is the step's timeout (a sync
 handler in a thread, abandoned on timeout or cancel), while the worker's lease keeper
 (`tasker_trio.worker.leases`) extends the claim and the message's visibility. The outcome
-becomes a `StepExecutionResult` carrying the attempt number (fencing). Cancellation from outside (engine shutdown) records nothing: the message
-stays in its queue and the step is reclaimed when its visibility timeout expires.
+becomes a `StepExecutionResult` carrying the attempt number (fencing). Cancellation from
+outside (engine shutdown) records nothing: the message stays in its queue and the step is
+reclaimed when its visibility timeout expires.
 """
 
 from __future__ import annotations
