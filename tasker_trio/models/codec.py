@@ -39,6 +39,17 @@ def _strict(kind: type[Any], accepts: tuple[type[Any], ...]) -> None:
 
 # StrEnum members are strs, so cattrs would pass them through unchanged; store plain values.
 converter.register_unstructure_hook(enum.StrEnum, lambda member: member.value)
+
+
+def _structure_enum(value: object, cls: type[enum.StrEnum]) -> enum.StrEnum:
+    """A StrEnum member from its value (more specific than the ``str`` hook below, which
+    would otherwise hand back a plain ``str``)."""
+    if not isinstance(value, str):
+        raise TypeError(f"expected {cls.__name__}, got {type(value).__name__}")
+    return cls(value)
+
+
+converter.register_structure_hook(enum.StrEnum, _structure_enum)
 _strict(str, (str,))
 _strict(int, (int,))
 _strict(float, (int, float))
