@@ -1,10 +1,12 @@
 """The Trio-to-asyncio bridge: one asyncio loop, one asyncpg pool, one crossing per operation.
 
-`open_database` opens a trio-asyncio loop and an asyncpg pool inside the caller's nursery
-tree and closes both on the way out (shielded, within a grace period, then terminated).
+`open_database` opens a trio-asyncio loop, an asyncpg pool and (unless polling) the LISTEN
+bridge of `tasker_trio.db.listener` inside the caller's nursery tree, and closes them on the
+way out (shielded, within a grace period, then terminated).
 `Database.run` hands a whole operation — usually one statement, or one transaction — to the
 asyncio side and waits for it there, so each store operation crosses the bridge once; every
-asyncpg failure is translated into a `DatabaseError` on the way back.
+asyncpg failure is translated into a `DatabaseError` on the way back, after the retries
+`tasker_trio.db.retry` allows.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ import trio
 import trio_asyncio  # type: ignore[import-untyped]
 
 from tasker_trio.db.errors import TRANSLATED, DatabaseError, translate
+from tasker_trio.db.listener import Listener
+from tasker_trio.db.retry import Failure, RetryPolicy, retrying
+from tasker_trio.db.signals import Signals, WakeupMode
 
 T = TypeVar("T")
 
@@ -39,57 +44,132 @@ async def _init_connection(conn: Connection) -> None:
 
 
 class Database:
-    """A pool of connections on the asyncio side of the bridge; use `open_database`."""
+    """A pool of connections on the asyncio side of the bridge; use `open_database`.
 
-    def __init__(self, pool: asyncpg.Pool, loop: Any, *, dsn: str, guard: Guard) -> None:
+    Attributes:
+        dsn: the URL it connects to.
+        signals: the in-process wake-ups the listener fires (a store and a broker built on
+            this database share them unless given their own, which they then `attach`).
+        wakeups: the wake-up mode (`WakeupMode`).
+        poll_interval: the longest wait when polling (`wait_bound`).
+    """
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        loop: Any,
+        *,
+        dsn: str,
+        guard: Guard,
+        retry: RetryPolicy,
+        wakeups: WakeupMode = WakeupMode.HYBRID,
+        poll_interval: float = 1.0,
+    ) -> None:
         self._pool = pool
         self._loop = loop
         self._guard = guard
+        self._retry = retry
+        self._signal_sets: list[Signals] = []
+        self._listener: Listener | None = None
         self.dsn = dsn
+        self.wakeups = wakeups
+        self.poll_interval = poll_interval
+        self.signals = Signals()
+        self.attach(self.signals)
 
-    async def run(self, operation: Operation[T], *, where: str = "database operation") -> T:
+    @property
+    def listener(self) -> Listener | None:
+        """The LISTEN bridge (None in ``poll`` mode)."""
+        return self._listener
+
+    def attach(self, signals: Signals) -> None:
+        """Have notifications from other processes fire ``signals`` too."""
+        if not any(known is signals for known in self._signal_sets):
+            self._signal_sets.append(signals)
+
+    def signal_sets(self) -> tuple[Signals, ...]:
+        """Every `Signals` a notification fires."""
+        return tuple(self._signal_sets)
+
+    def wait_bound(self, timeout: float) -> float:
+        """How long a wait asked to last ``timeout`` seconds may last now.
+
+        The caller's ``timeout`` (the engine's poll interval) always bounds a wait. Polling
+        cuts it to ``poll_interval`` too — always in ``poll`` mode, and in ``hybrid`` mode
+        while the listener is reconnecting; ``event`` mode relies on notifications alone.
+        """
+        if self.wakeups is WakeupMode.POLL or (
+            self.wakeups is WakeupMode.HYBRID
+            and (self._listener is None or not self._listener.statistics().connected)
+        ):
+            return min(timeout, self.poll_interval)
+        return timeout
+
+    async def run(
+        self,
+        operation: Operation[T],
+        *,
+        where: str = "database operation",
+        idempotent: bool = False,
+    ) -> T:
         """Run ``operation(conn)`` on the asyncio side with a pooled connection.
 
+        A lost connection is retried with backoff (see `tasker_trio.db.retry` for the rule):
+        always when it was lost before the statement was sent, and after sending only when
+        ``idempotent`` says running the operation twice cannot apply it twice.
+
         Raises:
-            DatabaseUnavailable: the server is unreachable or dropped the connection.
+            DatabaseUnavailable: the server stayed unreachable for the retry timeout, or the
+                connection was lost after sending a non-idempotent operation.
             DatabaseError: the server refused the operation (other asyncpg errors).
         """
 
         async def on_asyncio() -> T:
+            sent = False
             try:
                 async with self._pool.acquire() as conn:
+                    sent = True
                     return await operation(conn)
             except TRANSLATED as exc:
-                raise translate(exc, where=where) from exc
+                raise Failure(translate(exc, where=where), sent=sent) from exc
 
-        with self._guard():
-            result: T = await trio_asyncio.aio_as_trio(on_asyncio, loop=self._loop)()
-        return result
+        async def attempt() -> T:
+            with self._guard():
+                result: T = await trio_asyncio.aio_as_trio(on_asyncio, loop=self._loop)()
+            return result
 
-    async def fetch(self, query: str, *args: Any, where: str = "query") -> list[asyncpg.Record]:
+        return await retrying(attempt, self._retry, idempotent=idempotent, where=where)
+
+    async def fetch(
+        self, query: str, *args: Any, where: str = "query", idempotent: bool = False
+    ) -> list[asyncpg.Record]:
         """All rows of one statement (one crossing)."""
 
         async def op(conn: Connection) -> list[asyncpg.Record]:
             return list(await conn.fetch(query, *args))
 
-        return await self.run(op, where=where)
+        return await self.run(op, where=where, idempotent=idempotent)
 
-    async def fetchrow(self, query: str, *args: Any, where: str = "query") -> asyncpg.Record | None:
+    async def fetchrow(
+        self, query: str, *args: Any, where: str = "query", idempotent: bool = False
+    ) -> asyncpg.Record | None:
         """The first row of one statement, or None (one crossing)."""
 
         async def op(conn: Connection) -> asyncpg.Record | None:
             row: asyncpg.Record | None = await conn.fetchrow(query, *args)
             return row
 
-        return await self.run(op, where=where)
+        return await self.run(op, where=where, idempotent=idempotent)
 
-    async def fetchval(self, query: str, *args: Any, where: str = "query") -> Any:
+    async def fetchval(
+        self, query: str, *args: Any, where: str = "query", idempotent: bool = False
+    ) -> Any:
         """The first column of the first row of one statement (one crossing)."""
 
         async def op(conn: Connection) -> Any:
             return await conn.fetchval(query, *args)
 
-        return await self.run(op, where=where)
+        return await self.run(op, where=where, idempotent=idempotent)
 
 
 @asynccontextmanager
@@ -98,14 +178,23 @@ async def open_database(
     *,
     min_size: int = 1,
     max_size: int = 10,
+    wakeups: WakeupMode | str = WakeupMode.HYBRID,
+    poll_interval: float = 1.0,
+    retry: RetryPolicy | None = None,
     close_grace: float = 5.0,
     guard: Guard | None = None,
 ) -> AsyncIterator[Database]:
-    """Open an asyncio loop and a connection pool to ``dsn`` for the duration of the block.
+    """Open an asyncio loop, a connection pool and (unless polling) a LISTEN connection.
 
     Args:
         dsn: a ``postgresql://`` URL.
-        min_size, max_size: the pool's bounds.
+        min_size, max_size: the pool's bounds (the listener's connection is extra).
+        wakeups: ``"hybrid"`` (default: notifications, and polling at ``poll_interval``
+            while the listener is down), ``"event"`` (notifications only) or ``"poll"`` (no
+            LISTEN connection; every wait ends by ``poll_interval``).
+        poll_interval: the longest wait when polling, in seconds.
+        retry: how operations retry a lost connection (default: `RetryPolicy()`, 30 s).
+            Opening does not retry: a wrong URL or a server that is down fails at once.
         close_grace: seconds the pool may take to close before its connections are cut.
         guard: entered around every crossing; tests pass one that stops a
             `trio.testing.MockClock` from autojumping while the database works (real I/O
@@ -114,14 +203,36 @@ async def open_database(
     Raises:
         DatabaseUnavailable: the server cannot be reached, or refuses the credentials or
             the database name.
+        ValueError: an unknown ``wakeups`` mode.
     """
+    mode = WakeupMode(wakeups)
     enter = guard or nullcontext
+    settings = {"wakeups": mode, "poll_interval": poll_interval, "retry": retry or RetryPolicy()}
     try:
         async with (
             trio_asyncio.open_loop() as loop,
-            _pool(dsn, loop, enter, min_size=min_size, max_size=max_size, grace=close_grace) as db,
+            _pool(
+                dsn,
+                loop,
+                enter,
+                min_size=min_size,
+                max_size=max_size,
+                grace=close_grace,
+                settings=settings,
+            ) as db,
         ):
-            yield db
+            if mode is WakeupMode.POLL:
+                yield db
+                return
+            listener = Listener(
+                dsn, loop, db.signal_sets, policy=RetryPolicy(max_backoff=1.0), guard=enter
+            )
+            async with trio.open_nursery() as nursery:
+                db._listener = await nursery.start(listener.run)
+                try:
+                    yield db
+                finally:
+                    nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         # The loop runs in a nursery, which wraps whatever crosses it in a group; a single
         # error (a failed connect, or the block's own) is re-raised as itself.
@@ -133,7 +244,14 @@ async def open_database(
 
 @asynccontextmanager
 async def _pool(
-    dsn: str, loop: Any, enter: Guard, *, min_size: int, max_size: int, grace: float
+    dsn: str,
+    loop: Any,
+    enter: Guard,
+    *,
+    min_size: int,
+    max_size: int,
+    grace: float,
+    settings: dict[str, Any],
 ) -> AsyncIterator[Database]:
     async def create() -> Any:
         try:
@@ -154,7 +272,7 @@ async def _pool(
     with enter():
         pool = await trio_asyncio.aio_as_trio(create, loop=loop)()
     try:
-        yield Database(pool, loop, dsn=dsn, guard=enter)
+        yield Database(pool, loop, dsn=dsn, guard=enter, **settings)
     finally:
         with enter(), trio.move_on_after(grace, shield=True) as scope:
             await trio_asyncio.aio_as_trio(pool.close, loop=loop)()

@@ -1,15 +1,28 @@
-"""In-process wake-ups shared by a PostgreSQL store and broker.
+"""In-process wake-ups shared by a PostgreSQL store and broker, and the wake-up modes.
 
 A store operation that sends a message or moves a task fires the matching signal, so waiters
-in the same process (`wait_for_messages`, `wait_for_change`) wake at once without polling.
-Other processes' changes reach them through the ``tasker_queues`` / ``tasker_tasks``
-notifications the SQL functions send (a LISTEN bridge is left to the wake-up work of
-issue 5); until then they wake by their timeout, which callers use as a poll interval.
+in the same process (`wait_for_messages`, `wait_for_change`) wake at once. Other processes'
+changes arrive as ``tasker_queues`` / ``tasker_tasks`` notifications, which the database's
+listener (`tasker_trio.db.listener`) turns into the same `fire` calls. `WakeupMode` says
+whether that listener runs and whether waits are also cut at the poll interval.
 """
 
 from __future__ import annotations
 
+import enum
+
 import trio
+
+
+class WakeupMode(enum.StrEnum):
+    """How waiters learn about changes made by other processes (semantics §6)."""
+
+    EVENT = "event"
+    """LISTEN/NOTIFY only: a wait lasts until a notification or the caller's own timeout."""
+    POLL = "poll"
+    """No LISTEN connection: waits return at the poll interval and callers re-read."""
+    HYBRID = "hybrid"
+    """Both: notifications wake waiters at once; polling takes over while LISTEN is down."""
 
 
 class Signals:
@@ -24,12 +37,22 @@ class Signals:
         if event is not None:
             event.set()
 
+    def fire_all(self) -> None:
+        """Wake every current waiter (after a lost connection: a notification may be lost)."""
+        events, self._events = self._events, {}
+        for event in events.values():
+            event.set()
+
     def event(self, key: str) -> trio.Event:
         """The event the next `fire(key)` sets."""
         event = self._events.get(key)
         if event is None:
             event = self._events[key] = trio.Event()
         return event
+
+    def waiting(self) -> int:
+        """How many keys have waiters (or had them since their last fire)."""
+        return len(self._events)
 
 
 def queue_key(queue: str) -> str:
@@ -40,3 +63,12 @@ def queue_key(queue: str) -> str:
 def task_key(task_uuid: str) -> str:
     """The signal fired when the task's state changes."""
     return f"task:{task_uuid}"
+
+
+QUEUES_CHANNEL = "tasker_queues"
+"""The NOTIFY channel of sends; the payload is the queue name (``tasker.q_send``)."""
+TASKS_CHANNEL = "tasker_tasks"
+"""The NOTIFY channel of task transitions; the payload is the task uuid."""
+
+CHANNEL_KEYS = {QUEUES_CHANNEL: queue_key, TASKS_CHANNEL: task_key}
+"""Each channel, and the signal key its payload names."""

@@ -7,6 +7,12 @@ statements are the ``tasker.q_*`` functions of the migrations rather than PGMQ's
 PGMQ's decide visibility with the server's ``clock_timestamp()``; these take ``now`` from
 the broker's clock, so visibility follows a test's mock clock like everything else. Archive
 reasons live in ``tasker.archive_reasons`` beside PGMQ's archive table.
+
+Retries (`tasker_trio.db.retry`): every statement is retried when the connection was lost
+before it was sent; after sending, only the idempotent ones (statistics, archive listing,
+visibility, delete, archive: by id, with absolute values). A ``send`` or ``read`` whose
+connection drops mid-statement raises `DatabaseUnavailable` instead — a second send would
+add a second message, a second read would hide more messages.
 """
 
 from __future__ import annotations
@@ -41,7 +47,8 @@ class PgmqBroker:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
-        self.signals = signals or Signals()
+        self.signals = signals or db.signals
+        db.attach(self.signals)  # other processes' sends wake these waiters too
         self.clock = clock
 
     async def send(self, queue: str, payload: dict[str, Any], *, delay: float = 0.0) -> int:
@@ -73,12 +80,18 @@ class PgmqBroker:
 
     # A timeout parameter, not a cancel scope: the protocol mirrors server-side waits.
     async def wait_for_messages(self, queue: str, *, timeout: float) -> None:  # noqa: ASYNC109
-        """Return on a send to ``queue`` from this process, when a hidden or delayed message
-        turns visible, or at timeout."""
+        """Return on a send to ``queue`` (by any process), when a hidden or delayed message
+        turns visible, or at timeout.
+
+        Other processes' sends arrive by NOTIFY unless the database polls; then the wait
+        also ends by the database's poll interval (`Database.wait_bound`).
+        """
         event = self.signals.event(queue_key(queue))  # before reading: no send is missed
         now = self.clock()
-        row = await self.db.fetchrow(_STATISTICS, queue, now, where=f"inspecting {queue}")
-        wait = timeout
+        row = await self.db.fetchrow(
+            _STATISTICS, queue, now, where=f"inspecting {queue}", idempotent=True
+        )
+        wait = self.db.wait_bound(timeout)
         if row is not None:
             if row["visible"] > 0:
                 return
@@ -93,24 +106,42 @@ class PgmqBroker:
         """Hide the message for ``visibility_timeout`` more seconds from now."""
         return bool(
             await self.db.fetchval(
-                _SET_VT, queue, msg_id, visibility_timeout, self.clock(), where=f"hiding in {queue}"
+                _SET_VT,
+                queue,
+                msg_id,
+                visibility_timeout,
+                self.clock(),
+                where=f"hiding in {queue}",
+                idempotent=True,
             )
         )
 
     async def delete(self, queue: str, msg_id: int) -> bool:
         """Remove the message; False if it was already gone."""
-        return bool(await self.db.fetchval(_DELETE, queue, msg_id, where=f"deleting from {queue}"))
+        return bool(
+            await self.db.fetchval(
+                _DELETE, queue, msg_id, where=f"deleting from {queue}", idempotent=True
+            )
+        )
 
     async def archive(self, queue: str, msg_id: int, *, reason: str) -> bool:
         """Move the message to the queue's archive with ``reason``."""
         archived = await self.db.fetchval(
-            _ARCHIVE, queue, msg_id, reason, self.clock(), where=f"archiving in {queue}"
+            _ARCHIVE,
+            queue,
+            msg_id,
+            reason,
+            self.clock(),
+            where=f"archiving in {queue}",
+            idempotent=True,
         )
         return bool(archived)
 
     async def archived(self, queue: str) -> list[ArchivedMessage]:
         """The archived messages of ``queue``, oldest first."""
-        rows = await self.db.fetch(_ARCHIVED, queue, where=f"reading the archive of {queue}")
+        rows = await self.db.fetch(
+            _ARCHIVED, queue, where=f"reading the archive of {queue}", idempotent=True
+        )
         return [
             ArchivedMessage(
                 queue=queue,
@@ -126,7 +157,9 @@ class PgmqBroker:
 
     async def queue_statistics(self, queue: str) -> QueueStatistics:
         """A snapshot of ``queue``."""
-        row = await self.db.fetchrow(_STATISTICS, queue, self.clock(), where=f"counting {queue}")
+        row = await self.db.fetchrow(
+            _STATISTICS, queue, self.clock(), where=f"counting {queue}", idempotent=True
+        )
         assert row is not None  # the function always returns one row
         return QueueStatistics(
             queue=queue,

@@ -14,12 +14,16 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from typing import Any
 
+import attrs
 import pytest
 import trio
 from trio.testing import MockClock
 
 from tasker_trio.db import Database, DatabaseUnavailable, migrate, open_database
+from tasker_trio.messaging.pgmq import PgmqBroker
+from tasker_trio.store.postgres import PostgresStore
 
 DEFAULT_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -96,7 +100,9 @@ class HoldMockClock:
 
 async def _admin(sql: str, guard: HoldMockClock) -> None:
     try:
-        async with open_database(server_url(), min_size=1, max_size=1, guard=guard) as admin:
+        async with open_database(
+            server_url(), min_size=1, max_size=1, wakeups="poll", guard=guard
+        ) as admin:
             await admin.fetchval(sql)
     except DatabaseUnavailable as exc:
         reason = f"no PostgreSQL server for the tests at {server_url()}: {exc}"
@@ -106,14 +112,17 @@ async def _admin(sql: str, guard: HoldMockClock) -> None:
 
 
 @asynccontextmanager
-async def fresh_database(*, migrated: bool = True) -> AsyncIterator[Database]:
-    """A new database on the test server (migrated unless told not to), dropped afterwards."""
+async def fresh_database(*, migrated: bool = True, **options: Any) -> AsyncIterator[Database]:
+    """A new database on the test server (migrated unless told not to), dropped afterwards.
+
+    ``options`` go to `open_database` (``wakeups``, ``poll_interval``, ``retry``...).
+    """
     guard = HoldMockClock()
     name = f"tasker_test_{uuid.uuid4().hex[:16]}"
     await _admin(f'CREATE DATABASE "{name}"', guard)
     try:
         async with open_database(
-            with_database(server_url(), name), min_size=1, max_size=8, guard=guard
+            with_database(server_url(), name), min_size=1, max_size=8, guard=guard, **options
         ) as db:
             if migrated:
                 await migrate(db)
@@ -121,3 +130,25 @@ async def fresh_database(*, migrated: bool = True) -> AsyncIterator[Database]:
     finally:
         with trio.CancelScope(shield=True):
             await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', guard)
+
+
+@attrs.frozen(kw_only=True)
+class Process:
+    """What one engine process holds: its own database (pool and listener), store, broker."""
+
+    db: Database
+    store: PostgresStore
+    broker: PgmqBroker
+
+
+@asynccontextmanager
+async def open_process(dsn: str, **options: Any) -> AsyncIterator[Process]:
+    """Another "process" on the database at ``dsn``: its own `open_database`, store, broker.
+
+    Nothing in-process is shared with other openers, so only the database (NOTIFY included)
+    connects them, as between real processes. ``options`` go to `open_database`.
+    """
+    options.setdefault("min_size", 1)
+    options.setdefault("max_size", 4)
+    async with open_database(dsn, **options) as db:
+        yield Process(db=db, store=PostgresStore(db), broker=PgmqBroker(db))

@@ -1,0 +1,116 @@
+"""Wake-ups across processes: NOTIFY from one database reaches the waiters of another.
+
+"Process B" is a second `open_database` on the same database (its own pool, listener and
+signals), so only PostgreSQL connects it to "process A". Real time, short timeouts.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+
+import trio
+
+from tasker_trio.db import Database
+from tasker_trio.messaging.pgmq import PgmqBroker
+from tasker_trio.store.postgres import PostgresStore
+from tests.contracts._builders import START, make_graph, planner
+from tests.postgres._database import open_process
+
+QUEUE = "listener_test"
+PAYLOAD = {"n": 1}
+LONG = 5.0
+"""A waiter's timeout (its poll interval): every prompt wake-up must come well before it."""
+PROMPT = 1.0
+
+
+async def test_a_send_in_another_process_wakes_wait_for_messages(database: Database) -> None:
+    broker_a = PgmqBroker(database)
+    async with open_process(database.dsn) as b:
+        await b.broker.send(QUEUE, PAYLOAD)  # creates the queue
+        assert len(await broker_a.read(QUEUE, limit=1, visibility_timeout=60)) == 1
+        woke_after: list[float] = []
+
+        async def waiter() -> None:
+            start = trio.current_time()
+            await broker_a.wait_for_messages(QUEUE, timeout=LONG)
+            woke_after.append(trio.current_time() - start)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(waiter)
+            await trio.sleep(0.2)  # A is waiting: nothing is visible
+            assert not woke_after
+            await b.broker.send(QUEUE, PAYLOAD)
+
+    assert woke_after[0] < PROMPT
+    assert len(await broker_a.read(QUEUE, limit=1, visibility_timeout=60)) == 1
+    assert database.listener is not None
+    statistics = database.listener.statistics()
+    assert statistics.connected
+    assert statistics.notifications >= 2
+
+
+async def test_a_task_transition_in_another_process_wakes_wait_for_change(
+    database: Database,
+) -> None:
+    store_a = PostgresStore(database)
+    graph = make_graph(["a"])
+    await store_a.create_task(graph.task, graph.steps, graph.edges, planner=planner(_nothing))
+    woke_after: list[float] = []
+
+    async def waiter() -> None:
+        start = trio.current_time()
+        await store_a.wait_for_change(graph.task.task_uuid, timeout=LONG)
+        woke_after.append(trio.current_time() - start)
+
+    async with open_process(database.dsn) as b, trio.open_nursery() as nursery:
+        nursery.start_soon(waiter)
+        await trio.sleep(0.2)
+        assert not woke_after
+        await b.store.apply(graph.task.task_uuid, START)
+
+    assert woke_after[0] < PROMPT
+
+
+async def test_poll_mode_opens_no_listener_and_waits_return_at_the_poll_interval(
+    database: Database,
+) -> None:
+    async with (
+        open_process(database.dsn, wakeups="poll", poll_interval=0.3) as a,
+        open_process(database.dsn) as b,
+    ):
+        assert a.db.listener is None
+        await b.broker.send(QUEUE, PAYLOAD)
+        assert len(await a.broker.read(QUEUE, limit=1, visibility_timeout=60)) == 1
+        await b.broker.send(QUEUE, PAYLOAD)  # visible before A waits: A returns at once
+        with trio.fail_after(PROMPT):
+            await a.broker.wait_for_messages(QUEUE, timeout=LONG)
+        await a.broker.read(QUEUE, limit=10, visibility_timeout=60)
+
+        start = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(a.broker.wait_for_messages, QUEUE, timeout=LONG))
+            await trio.sleep(0.05)
+            await b.broker.send(QUEUE, PAYLOAD)  # no NOTIFY reaches A: it polls
+        waited = trio.current_time() - start
+        assert 0.25 <= waited < PROMPT
+        assert len(await a.broker.read(QUEUE, limit=1, visibility_timeout=60)) == 1
+
+
+async def test_event_mode_waits_for_the_notification_not_the_poll_interval(
+    database: Database,
+) -> None:
+    async with (
+        open_process(database.dsn, wakeups="event", poll_interval=0.05) as a,
+        open_process(database.dsn) as b,
+    ):
+        assert a.db.wait_bound(LONG) == LONG
+        start = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(a.broker.wait_for_messages, QUEUE, timeout=LONG))
+            await trio.sleep(0.3)  # several poll intervals: the waiter still waits
+            await b.broker.send(QUEUE, PAYLOAD)
+        assert 0.3 <= trio.current_time() - start < PROMPT
+
+
+def _nothing(*_: object) -> None:
+    """A creation planner that leaves the task pending."""
