@@ -1,9 +1,12 @@
 """`open_engine`: the whole engine as one nursery tree, opened and closed in order.
 
-Start order: backend (store + broker) -> orchestration actors -> event systems (queue
-consumers, retry timer) -> worker actor -> worker pollers. Shutdown runs in reverse: pollers
-stop taking messages, running handlers are cancelled (their messages stay in the queue and
-are reclaimed after their visibility timeout), then event systems, then the actors.
+Start order: backend (store + broker; for PostgreSQL the database) -> orchestration actors
+-> event systems (queue consumers, retry timer, staleness sweeper) -> worker actor -> worker
+pollers. Shutdown runs in reverse: pollers stop taking messages, running handlers are
+cancelled (their messages stay in the queue and are reclaimed after their visibility
+timeout), then event systems, then the actors, and the database closes last. A process may
+run orchestration only (``workers=False``) or workers only (``orchestration=False``); they
+then coordinate through the database.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import os
 import random
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from pathlib import Path
@@ -19,10 +22,12 @@ from typing import Any
 
 import trio
 
-from tasker_trio.actors import open_registry
+from tasker_trio.actors import ActorRegistry, open_registry
+from tasker_trio.backend import open_backend
+from tasker_trio.db import Database
+from tasker_trio.db.bridge import Guard
 from tasker_trio.engine_api import Engine
 from tasker_trio.errors import ConfigurationError
-from tasker_trio.messaging.memory import MemoryQueues
 from tasker_trio.messaging.protocol import QueueMessage
 from tasker_trio.models import (
     ORCHESTRATION_STEP_RESULTS,
@@ -43,7 +48,6 @@ from tasker_trio.orchestration.hydration import (
     hydrate_task_request,
 )
 from tasker_trio.orchestration.services.staleness import LifecycleDefaults, StalenessService
-from tasker_trio.store.memory import MemoryStore
 from tasker_trio.templates import TaskTemplate, TemplateRegistry, load_templates
 from tasker_trio.worker.actor import WorkerContext, poll_queue, worker_actor_class
 from tasker_trio.worker.executor import ExecutionSettings
@@ -72,7 +76,8 @@ async def open_engine(
     templates: Iterable[TemplateSource] | TemplateSource = (),
     *,
     handlers: Mapping[str, HandlerFn] | None = None,
-    database: str | None = None,
+    database: str | Database | None = None,
+    orchestration: bool = True,
     workers: bool = True,
     namespaces: Iterable[str] | None = None,
     worker_concurrency: int = 8,
@@ -83,70 +88,113 @@ async def open_engine(
     staleness_interval: float = 60.0,
     lifecycle_defaults: LifecycleDefaults | None = None,
     shutdown_grace: float = 0.5,
+    clock: Callable[[], float] | None = None,
+    database_guard: Guard | None = None,
+    pool_size: int = 10,
+    wakeups: str = "hybrid",
+    migrate: bool = False,
 ) -> AsyncIterator[Engine]:
-    """Open an engine: orchestration, and (unless ``workers=False``) workers.
+    """Open an engine: orchestration and workers (either may be left out).
 
     Args:
         templates: task templates, template files, or directories of them.
         handlers: step handlers by the names templates use (besides `step_handler`
             registrations and import paths).
-        database: a PostgreSQL URL; ``None`` (the default) runs the embedded in-memory
-            backend.
-        workers: also run workers in this process.
+        database: ``None`` (the default) runs the embedded in-memory backend; a
+            ``postgresql://`` URL runs on PostgreSQL + PGMQ (the database is opened here
+            and closed last); an open `tasker_trio.db.Database` is used and left open.
+        orchestration: run orchestration (task requests, results, retries, finalization,
+            staleness) in this process; ``False`` for a workers-only process.
+        workers: run workers in this process; ``False`` for an orchestration-only process.
         namespaces: the namespaces the workers serve (default: every template's).
         worker_concurrency: how many steps the workers run at once.
         visibility_timeout: seconds a claimed step stays hidden without renewal (a worker
             that dies is recovered after this).
-        poll_interval: the polling fallback of every queue listener, in seconds.
+        poll_interval: the polling fallback of every queue listener, in seconds. On
+            PostgreSQL this is how soon a message sent by *another* process is noticed.
         environment: apply the templates' ``environments:`` overrides for this environment.
         rng: the random source for backoff jitter (seed it for reproducible runs).
         staleness_interval: seconds between two sweeps for stale tasks.
         lifecycle_defaults: the lifecycle limits of templates that set none.
         shutdown_grace: seconds running steps get to finish when the engine closes; those
             still running then are cancelled and record nothing (their messages stay queued).
+        clock: the store's clock (PostgreSQL only; default wall-clock `time.time`, which
+            all processes share). Tests under `trio.testing.MockClock` pass
+            `trio.current_time`. The memory backend always uses the Trio clock.
+        database_guard: entered around every database operation when ``database`` is a
+            URL (see `tasker_trio.db.open_database`); tests pass one that holds a
+            `MockClock` still while the database works.
+        pool_size: the most connections the database pool opens.
+        wakeups: how a PostgreSQL engine hears of other processes' messages: ``hybrid``
+            (LISTEN/NOTIFY, and every wait cut at ``poll_interval``), ``event`` or ``poll``.
+        migrate: apply pending schema migrations on start instead of refusing to run.
 
     Raises:
-        ConfigurationError: a setting is unusable.
+        ConfigurationError: a setting is unusable, or the database schema is not current
+            (it says to run ``python -m tasker_trio db migrate``).
+        DatabaseUnavailable: the database cannot be opened (unreachable, credentials,
+            no such database).
         TemplateError: a template does not load.
     """
-    if database is not None:
-        raise ConfigurationError(
-            "the PostgreSQL backend is not available in this version; "
-            "omit database= to use the embedded backend"
-        )
     if worker_concurrency < 1:
         raise ConfigurationError(f"worker_concurrency must be at least 1, got {worker_concurrency}")
+    if not (orchestration or workers):
+        raise ConfigurationError("an engine runs orchestration, workers, or both; not neither")
     registry = build_registry(templates, environment=environment)
-    queues = MemoryQueues()
-    store = MemoryStore(queues, processor_id=f"orchestrator-{uuid.uuid4().hex[:8]}")
-    context = OrchestrationContext(
-        store=store, broker=queues, templates=registry, rng=rng or random.Random()
-    )
-    consumer_settings = ConsumerSettings(
-        visibility_timeout=visibility_timeout, poll_interval=poll_interval
-    )
+    served = sorted(set(namespaces) if namespaces is not None else registry.namespaces())
+    if workers and not orchestration and not served:
+        raise ConfigurationError(
+            "a workers-only engine needs the namespaces to serve: give namespaces= or templates"
+        )
+    settings = ConsumerSettings(visibility_timeout=visibility_timeout, poll_interval=poll_interval)
     async with AsyncExitStack() as stack:
-        actors = await stack.enter_async_context(open_registry(context, ORCHESTRATION_ACTORS))
-        commands = CommandProcessor(actors)
-        events = await stack.enter_async_context(_cancelled_on_exit())
-        for queue, dispatch in _dispatchers(commands).items():
-            consumer = QueueConsumer(
-                queues, queue, dispatch, consumer_settings, on_poison=partial(_count, context)
+        # First in, last out: everything below uses the backend until it has stopped.
+        backend = await stack.enter_async_context(
+            open_backend(
+                database,
+                clock=clock,
+                database_guard=database_guard,
+                pool_size=pool_size,
+                wakeups=wakeups,
+                poll_interval=poll_interval,
+                migrate_schema=migrate,
+                processor_id=f"orchestrator-{uuid.uuid4().hex[:8]}",
             )
-            await events.start(consumer.run)
-        await events.start(partial(run_retry_timer, context, commands, poll_interval=poll_interval))
-        staleness = StalenessService(store, registry, lifecycle_defaults or LifecycleDefaults())
-        await events.start(partial(run_staleness_sweeper, staleness, interval=staleness_interval))
+        )
+        context = OrchestrationContext(
+            store=backend.store,
+            broker=backend.broker,
+            templates=registry,
+            rng=rng or random.Random(),
+        )
+        actors: ActorRegistry[OrchestrationContext] | None = None
+        commands: CommandProcessor | None = None
+        if orchestration:
+            actors = await stack.enter_async_context(open_registry(context, ORCHESTRATION_ACTORS))
+            commands = CommandProcessor(actors)
+            events = await stack.enter_async_context(_cancelled_on_exit())
+            staleness = StalenessService(
+                backend.store, registry, lifecycle_defaults or LifecycleDefaults()
+            )
+            await _start_event_systems(
+                events,
+                context,
+                commands=commands,
+                settings=settings,
+                staleness=staleness,
+                staleness_interval=staleness_interval,
+            )
         worker: WorkerContext | None = None
-        worker_registry = None
+        worker_registry: ActorRegistry[WorkerContext] | None = None
         if workers:
             worker = WorkerContext(
-                store=store,
-                broker=queues,
+                store=backend.store,
+                broker=backend.broker,
                 resolver=HandlerResolver(handlers),
                 settings=ExecutionSettings(
                     worker_id=f"worker-{uuid.uuid4().hex[:8]}",
                     visibility_timeout=visibility_timeout,
+                    clock=backend.store.now,
                 ),
                 concurrency=worker_concurrency,
             )
@@ -155,28 +203,62 @@ async def open_engine(
                     worker, [worker_actor_class(worker_concurrency, stop_grace=shutdown_grace)]
                 )
             )
-            ref = worker_registry.ref("WorkerActor")
             pollers = await stack.enter_async_context(_cancelled_on_exit())
-            await pollers.start(
-                partial(keep_leases, store, queues, worker.running, visibility_timeout)
-            )
-            served = sorted(set(namespaces) if namespaces is not None else registry.namespaces())
-            for namespace in served:
-                await pollers.start(
-                    partial(
-                        poll_queue,
-                        worker,
-                        ref,
-                        worker_queue(namespace),
-                        poll_interval=poll_interval,
-                    )
-                )
+            await _start_pollers(pollers, worker, worker_registry, served, settings)
         yield Engine(
             context=context,
             commands=commands,
             orchestration=actors,
             worker=worker,
             worker_registry=worker_registry,
+            backend=backend.name,
+        )
+
+
+async def _start_event_systems(
+    events: trio.Nursery,
+    context: OrchestrationContext,
+    *,
+    commands: CommandProcessor,
+    settings: ConsumerSettings,
+    staleness: StalenessService,
+    staleness_interval: float,
+) -> None:
+    """The orchestration queue consumers, the retry timer and the staleness sweeper."""
+    for queue, dispatch in _dispatchers(commands).items():
+        consumer = QueueConsumer(
+            context.broker, queue, dispatch, settings, on_poison=partial(_count, context)
+        )
+        await events.start(consumer.run)
+    await events.start(
+        partial(run_retry_timer, context, commands, poll_interval=settings.poll_interval)
+    )
+    await events.start(partial(run_staleness_sweeper, staleness, interval=staleness_interval))
+
+
+async def _start_pollers(
+    pollers: trio.Nursery,
+    worker: WorkerContext,
+    worker_registry: ActorRegistry[WorkerContext],
+    namespaces: list[str],
+    settings: ConsumerSettings,
+) -> None:
+    """The lease keeper, and one poller per namespace queue."""
+    ref = worker_registry.ref("WorkerActor")
+    await pollers.start(
+        partial(
+            keep_leases, worker.store, worker.broker, worker.running, settings.visibility_timeout
+        )
+    )
+    for namespace in namespaces:
+        await pollers.start(
+            partial(
+                poll_queue,
+                worker,
+                ref,
+                worker_queue(namespace),
+                poll_interval=settings.poll_interval,
+            )
         )
 
 

@@ -13,7 +13,7 @@ import attrs
 import trio
 
 from tasker_trio.actors import ActorRegistry, RegistryStatistics
-from tasker_trio.errors import StepNotFound, WaitTimeout
+from tasker_trio.errors import ConfigurationError, StepNotFound, WaitTimeout
 from tasker_trio.models import (
     ORCHESTRATION_STEP_RESULTS,
     DeadLetterEntry,
@@ -55,7 +55,7 @@ class EngineStatistics:
     """A snapshot of the engine's figures."""
 
     tasks_by_state: dict[str, int]
-    orchestration: RegistryStatistics
+    orchestration: RegistryStatistics | None
     workers: RegistryStatistics | None
     steps_executed: int
     poison_messages: dict[str, int]
@@ -69,11 +69,14 @@ class Engine:
         self,
         *,
         context: OrchestrationContext,
-        commands: CommandProcessor,
-        orchestration: ActorRegistry[OrchestrationContext],
+        commands: CommandProcessor | None,
+        orchestration: ActorRegistry[OrchestrationContext] | None,
         worker: WorkerContext | None,
         worker_registry: ActorRegistry[WorkerContext] | None,
+        backend: str = "memory",
     ) -> None:
+        self.backend = backend
+        """``"memory"`` or ``"postgres"``."""
         self._context = context
         self._store = context.store
         self._commands = commands
@@ -86,6 +89,10 @@ class Engine:
     def templates(self) -> Any:
         """The `TemplateRegistry` of the engine."""
         return self._context.templates
+
+    def now(self) -> float:
+        """The store's clock: the time scale of the audit trail and of every task's times."""
+        return self._store.now()
 
     async def submit(
         self,
@@ -121,7 +128,16 @@ class Engine:
         return await self.submit_request(request)
 
     async def submit_request(self, request: TaskRequest) -> Submission:
-        """Like `submit`, with a ready-made `TaskRequest`."""
+        """Like `submit`, with a ready-made `TaskRequest`.
+
+        Raises:
+            ConfigurationError: this engine runs workers only (``orchestration=False``).
+        """
+        if self._commands is None:
+            raise ConfigurationError(
+                "this engine runs workers only (orchestration=False); submit tasks through "
+                "an engine that runs orchestration on the same database"
+            )
         outcome = await self._commands.process(InitializeTask(request=request))
         return Submission(
             task_uuid=outcome.task.task_uuid, created=outcome.created, task=outcome.task
@@ -227,7 +243,7 @@ class Engine:
             poison["worker_queues"] = self._worker.poisoned
         return EngineStatistics(
             tasks_by_state=counts,
-            orchestration=self._orchestration.statistics(),
+            orchestration=self._orchestration.statistics() if self._orchestration else None,
             workers=self._worker_registry.statistics() if self._worker_registry else None,
             steps_executed=self._worker.executed if self._worker else 0,
             poison_messages=poison,

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from tasker_trio import __version__
-from tasker_trio.cli import run, templates
+from tasker_trio.cli import db, run, serve, templates, worker
 from tasker_trio.errors import TaskerError
 
 
@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"tasker_trio {__version__}")
     groups = parser.add_subparsers(title="commands", dest="command", metavar="COMMAND")
     run.register(groups)
+    serve.register(groups)
+    worker.register(groups)
+    db.register(groups)
     templates.register(groups)
     return parser
 

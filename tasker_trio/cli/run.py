@@ -1,4 +1,8 @@
-"""``python -m tasker_trio run TEMPLATE``: run one task to its end on the embedded engine.
+"""``python -m tasker_trio run TEMPLATE``: run one task to its end in this process.
+
+The engine is embedded (in memory) unless ``--database`` (or ``TASKER_DATABASE_URL``) names a
+PostgreSQL database; then the schema is migrated on start if needed, and the task and its
+audit trail stay in the database afterwards.
 
 The command loads the template, imports the ``--handlers`` modules (so their
 ``@step_handler`` registrations happen), checks that every step's handler resolves, opens
@@ -24,6 +28,7 @@ from typing import Any
 import attrs
 import trio
 
+from tasker_trio.cli.common import add_database_argument, run_trio, settings_from
 from tasker_trio.engine import open_engine
 from tasker_trio.engine_api import SETTLED_STATES, Engine
 from tasker_trio.errors import (
@@ -50,11 +55,12 @@ def register(groups: Any) -> None:
     """Add the ``run`` command to the top-level parser."""
     run = groups.add_parser(
         "run",
-        help="run one task of a template on the embedded engine and print its results",
+        help="run one task of a template in this process and print its results",
         description=(
             "Run one task of TEMPLATE to its end: show each step's progress on standard "
             "error, print the step results as JSON on standard output. Exit 0 when the "
-            "task completes, 1 when it does not (with the reason)."
+            "task completes, 1 when it does not (with the reason). The engine runs in "
+            "memory unless --database names a PostgreSQL database (migrated on start)."
         ),
     )
     run.add_argument("template", metavar="TEMPLATE", help="the task template file (YAML)")
@@ -85,6 +91,7 @@ def register(groups: Any) -> None:
         metavar="ENV",
         help="apply the template's environments: overrides for ENV (e.g. test)",
     )
+    add_database_argument(run, what="run on this PostgreSQL database instead of in memory")
     run.add_argument(
         "-q", "--quiet", action="store_true", help="no progress lines; only results and errors"
     )
@@ -100,6 +107,7 @@ class RunRequest:
     timeout: float | None
     environment: str | None
     quiet: bool
+    database: str | None = None
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -111,6 +119,7 @@ def run_command(args: argparse.Namespace) -> int:
             f"--timeout must be a positive number of seconds, not {args.timeout:g}"
         )
     context = parse_context(args.context)
+    database = settings_from(args, database_required=False).database_url
     for module in args.handlers:
         import_handlers(module)
     template = load_template(args.template)
@@ -128,9 +137,10 @@ def run_command(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         environment=args.environment,
         quiet=args.quiet,
+        database=database,
     )
     try:
-        return trio.run(run_task, request)
+        return run_trio(run_task, request)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -207,9 +217,11 @@ def check_handlers(template: TaskTemplate) -> None:
 async def run_task(request: RunRequest) -> int:
     """Open an engine, submit the task, follow it to its end, and report."""
     template = request.template
-    async with open_engine(template, environment=request.environment) as engine:
+    async with open_engine(
+        template, environment=request.environment, database=request.database, migrate=True
+    ) as engine:
         try:
-            start = trio.current_time()
+            start = engine.now()
             submission = await engine.submit(
                 template.namespace_name, template.name, request.context, version=template.version
             )
@@ -303,7 +315,7 @@ class Progress:
 
 async def report(engine: Engine, task_uuid: str, state: TaskState, start: float) -> int:
     """Print the results (complete) or why the task did not complete; the exit code."""
-    elapsed = trio.current_time() - start
+    elapsed = engine.now() - start
     steps = await engine.get_steps(task_uuid)
     if state == TaskState.COMPLETE:
         print(json.dumps({s.name: s.results for s in steps}, indent=2))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -39,6 +40,8 @@ class ExecutionSettings:
     worker_id: str
     visibility_timeout: float = 30.0
     """Seconds a claim (and its message) stays hidden without renewal."""
+    clock: Callable[[], float] = trio.current_time
+    """The store's clock: stamps ``completed_at`` on the same scale as the audit trail."""
 
 
 async def execute(
@@ -82,7 +85,7 @@ async def execute(
         "execution_time_ms": elapsed_ms,
         "worker_id": settings.worker_id,
         "correlation_id": claimed.task.correlation_id,
-        "completed_at": trio.current_time(),
+        "completed_at": settings.clock(),
     }
     if failure is None:
         result, failure = _as_result(value)

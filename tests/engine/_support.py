@@ -1,10 +1,15 @@
-"""Helpers for the engine tests: templates from small dicts, a call recorder, audit checks."""
+"""Helpers for the engine tests: templates from small dicts, a call recorder, audit checks.
+
+`running_engine` opens the engine on the backend of the running test: for a PostgreSQL run,
+the test's Trio runner (``conftest.py``) opens a fresh database around the whole test and
+hands it over through `use_database`; for a memory run there is none.
+"""
 
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 import attrs
@@ -13,6 +18,7 @@ import yaml
 
 import tasker_trio
 from tasker_trio import Engine, StepContext, TaskTemplate, Transition
+from tasker_trio.db import Database
 from tasker_trio.state_machine import StepEvent, StepState, TaskEvent, TaskState, transition
 
 NAMESPACE = "eng"
@@ -78,6 +84,24 @@ class Recorder:
         return [c.step for c in self.calls]
 
 
+POSTGRES_POLL_INTERVAL = 5.0
+"""The polling fallback of PostgreSQL test engines and databases (see `running_engine`)."""
+
+_database: Database | None = None
+"""The running test's PostgreSQL database (None: the memory backend)."""
+
+
+@contextmanager
+def use_database(database: Database | None) -> Iterator[None]:
+    """Run the engines `running_engine` opens on ``database`` until the block ends."""
+    global _database  # noqa: PLW0603  # one test at a time; set by a fixture, read below
+    _database = database
+    try:
+        yield
+    finally:
+        _database = None
+
+
 @asynccontextmanager
 async def running_engine(
     templates: Any,
@@ -85,16 +109,28 @@ async def running_engine(
     *,
     seed: int = 7,
     visibility_timeout: float = 30.0,
-    poll_interval: float = 0.5,
+    poll_interval: float | None = None,
     worker_concurrency: int = 8,
 ) -> AsyncIterator[Engine]:
-    """`open_engine` with test defaults (seeded jitter, short polling)."""
+    """`open_engine` with test defaults (seeded jitter, short polling), on the test's backend.
+
+    On PostgreSQL the store runs on the Trio clock (the test's `MockClock`), and the
+    database — open for the whole test, with its mock-clock guard — outlives the engine, so
+    a test may still read the store after the engine closed.
+
+    ``poll_interval`` defaults to 0.5 s on memory and 5 s on PostgreSQL: polling is only the
+    fallback (in one process every send and state change wakes its waiters at once), but on
+    PostgreSQL each poll is real queries, and a test that lets minutes of mock time pass
+    would spend its real time polling.
+    """
     async with tasker_trio.open_engine(
         templates,
+        database=_database,
+        clock=None if _database is None else trio.current_time,
         handlers=handlers,
         worker_concurrency=worker_concurrency,
         visibility_timeout=visibility_timeout,
-        poll_interval=poll_interval,
+        poll_interval=poll_interval or (0.5 if _database is None else POSTGRES_POLL_INTERVAL),
         rng=random.Random(seed),
     ) as engine:
         yield engine

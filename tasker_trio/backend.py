@@ -1,0 +1,185 @@
+"""`open_backend`: the store and broker an engine runs on — in memory, or PostgreSQL + PGMQ.
+
+A backend is a `Store` and a `Broker` over the same state (DESIGN.md, "Backends"). The
+memory one needs nothing; the PostgreSQL one opens the database (unless it is handed an open
+one), checks that its schema is the one this code expects (or migrates it when asked), and
+closes the database last, after everything that used it.
+
+The clock: the store decides leases, visibility timeouts, backoffs and staleness with its
+``now()``; the engine's own timers only ever sleep for *durations* computed from it
+(``next_retry_at - store.now()``), and handler deadlines and lease renewals are durations on
+Trio's clock. So any clock works as long as the store and the broker share it. The memory
+backend always runs on the Trio clock; PostgreSQL defaults to wall-clock time, which every
+process on every machine agrees on (a per-process Trio clock does not). Tests under
+`trio.testing.MockClock` pass ``clock=trio.current_time`` and a database guard that holds the
+mock clock still while the database works.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Literal
+
+import attrs
+import trio
+
+from tasker_trio.db import Database, DatabaseUnavailable, migrate, open_database, status
+from tasker_trio.db.bridge import Guard
+from tasker_trio.db.migrations import load_migrations
+from tasker_trio.db.signals import Signals
+from tasker_trio.errors import ConfigurationError
+from tasker_trio.messaging.memory import MemoryQueues
+from tasker_trio.messaging.pgmq import PgmqBroker
+from tasker_trio.messaging.protocol import Broker
+from tasker_trio.store.memory import MemoryStore
+from tasker_trio.store.postgres import PostgresStore
+from tasker_trio.store.protocol import Store
+
+WAKEUP_MODES = ("hybrid", "event", "poll")
+"""How a process learns of other processes' changes (see `tasker_trio.db.open_database`)."""
+
+Clock = Callable[[], float]
+"""Seconds, as the store's ``now()`` reports them."""
+
+
+@attrs.frozen(kw_only=True)
+class Backend:
+    """A store and a broker over the same state.
+
+    Attributes:
+        name: ``"memory"`` or ``"postgres"``.
+        database: the open database (PostgreSQL only).
+    """
+
+    name: Literal["memory", "postgres"]
+    store: Store
+    broker: Broker
+    database: Database | None = None
+
+
+@asynccontextmanager
+async def open_backend(
+    database: str | Database | None,
+    *,
+    clock: Clock | None = None,
+    database_guard: Guard | None = None,
+    pool_size: int = 10,
+    wakeups: str = "hybrid",
+    poll_interval: float = 1.0,
+    migrate_schema: bool = False,
+    processor_id: str | None = None,
+) -> AsyncIterator[Backend]:
+    """Open the backend ``database`` names: None for memory, a URL or an open `Database`.
+
+    An open `Database` is used as it is and left open (its owner closes it);
+    ``database_guard``, ``pool_size``, ``wakeups`` (``hybrid``, ``event`` or ``poll``) and
+    ``poll_interval`` apply only when this opens the database from a URL.
+
+    Raises:
+        ConfigurationError: a clock for the memory backend other than Trio's; a pool size
+            below 1; an unknown wake-up mode; a schema older (or newer) than this code.
+        DatabaseUnavailable: the server cannot be reached, refuses the credentials, or has
+            no such database (the message says which).
+    """
+    if database is None:
+        if clock is not None and clock is not trio.current_time:
+            raise ConfigurationError(
+                "the memory backend always runs on the Trio clock; clock= applies to "
+                "PostgreSQL only"
+            )
+        queues = MemoryQueues()
+        store = MemoryStore(queues, processor_id=processor_id or "orchestrator")
+        yield Backend(name="memory", store=store, broker=queues)
+        return
+    if pool_size < 1:
+        raise ConfigurationError(f"the database pool size must be at least 1, got {pool_size}")
+    if wakeups not in WAKEUP_MODES:
+        raise ConfigurationError(
+            f"unknown wake-up mode {wakeups!r}: use one of {', '.join(WAKEUP_MODES)}"
+        )
+    if isinstance(database, Database):
+        yield await _postgres(database, clock, migrate_schema, processor_id)
+        return
+    opened = False
+    try:
+        async with open_database(
+            database,
+            max_size=pool_size,
+            wakeups=wakeups,
+            poll_interval=poll_interval,
+            guard=database_guard,
+        ) as db:
+            opened = True
+            yield await _postgres(db, clock, migrate_schema, processor_id)
+    except DatabaseUnavailable as exc:
+        if opened:  # lost later, not refused at the door: the message stands as it is
+            raise
+        raise explain_unavailable(exc) from exc
+
+
+async def _postgres(
+    db: Database, clock: Clock | None, migrate_schema: bool, processor_id: str | None
+) -> Backend:
+    if migrate_schema:
+        await migrate(db)
+    await check_schema_current(db)
+    now = clock or time.time
+    signals = Signals()  # one set, so the broker's waiters hear the store's sends
+    return Backend(
+        name="postgres",
+        store=PostgresStore(db, signals=signals, clock=now, processor_id=processor_id),
+        broker=PgmqBroker(db, signals=signals, clock=now),
+        database=db,
+    )
+
+
+async def check_schema_current(db: Database) -> None:
+    """Raise `ConfigurationError` unless the database has exactly this code's migrations.
+
+    Raises:
+        ConfigurationError: migrations are pending (run ``db migrate``), or the database
+            has migrations this code does not know (it is newer than this code).
+    """
+    current = await status(db)
+    url = redact(db.dsn)
+    if current.pending:
+        names = ", ".join(m.name for m in current.pending)
+        raise ConfigurationError(
+            f"the database schema at {url} is older than this code (missing {names}); "
+            f"run `python -m tasker_trio db migrate --database {url}` first"
+        )
+    known = {m.version for m in load_migrations()}
+    unknown = sorted(set(current.applied) - known)
+    if unknown:
+        raise ConfigurationError(
+            f"the database schema at {url} is newer than this code (it has migration(s) "
+            f"{', '.join(map(str, unknown))}); upgrade tasker_trio"
+        )
+
+
+_HINTS = {
+    "3D000": "the database does not exist (create it, e.g. `createdb NAME`)",
+    "28000": "the server refused the credentials (unknown role, or not allowed to connect)",
+    "28P01": "the server refused the credentials (wrong password)",
+    "57P03": "the server is starting up or shutting down",
+}
+
+
+def explain_unavailable(exc: DatabaseUnavailable) -> DatabaseUnavailable:
+    """``exc`` (raised while opening a database) with a first sentence that says what to fix."""
+    hint = _HINTS.get(exc.sqlstate or "")
+    if hint is None:
+        hint = "the server cannot be reached (is it running, and are host and port right?)"
+    return DatabaseUnavailable(f"cannot open the database: {hint}. {exc}", sqlstate=exc.sqlstate)
+
+
+def redact(url: str) -> str:
+    """``url`` without its password, for messages."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}@{host}"

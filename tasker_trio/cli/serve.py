@@ -1,0 +1,91 @@
+"""``python -m tasker_trio serve``: run orchestration on PostgreSQL until Ctrl-C or SIGTERM.
+
+The process takes task requests from the ``orchestration_task_requests`` queue, processes
+step results, wakes retries, finalizes tasks and sweeps stale ones; it runs no handlers
+(start ``worker`` processes for that). Templates are not stored in the database yet, so
+every ``serve`` process loads them with ``--templates``. On SIGINT or SIGTERM it stops
+taking messages and shuts down in order; whatever it was processing stays queued for the
+next orchestrator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+from typing import Any
+
+from tasker_trio.backend import redact
+from tasker_trio.cli.common import (
+    add_database_argument,
+    add_engine_arguments,
+    run_trio,
+    say,
+    settings_from,
+    wait_for_shutdown_signal,
+)
+from tasker_trio.config import Settings
+from tasker_trio.engine import open_engine
+from tasker_trio.errors import ConfigurationError
+
+TEMPLATES_HELP = (
+    "task template files or directories (repeatable). Templates are not stored in the "
+    "database yet: give every serve and worker process the same ones"
+)
+
+
+def register(groups: Any) -> None:
+    """Add the ``serve`` command to the top-level parser."""
+    serve = groups.add_parser(
+        "serve",
+        help="run orchestration only, on PostgreSQL, until Ctrl-C or SIGTERM",
+        description=(
+            "Run orchestration (task requests, step results, retries, finalization, "
+            "staleness) on a PostgreSQL database until Ctrl-C or SIGTERM; run handlers in "
+            "`worker` processes. Templates are not yet stored in the database, so each "
+            "process loads them with --templates."
+        ),
+    )
+    add_database_argument(serve, what="the PostgreSQL database to orchestrate")
+    serve.add_argument(
+        "--templates", action="append", default=[], metavar="PATH", help=TEMPLATES_HELP
+    )
+    serve.add_argument(
+        "--environment", default=None, metavar="ENV", help="apply templates' overrides for ENV"
+    )
+    serve.add_argument(
+        "--migrate", action="store_true", help="apply pending schema migrations on start"
+    )
+    add_engine_arguments(serve, workers=False)
+    serve.set_defaults(handler=serve_command)
+
+
+def serve_command(args: argparse.Namespace) -> int:
+    """Run orchestration until a shutdown signal; exit code 0 after a clean shutdown."""
+    settings = settings_from(args, database_required=True)
+    if not args.templates:
+        raise ConfigurationError(
+            "serve needs the task templates (--templates PATH): they are not stored in the "
+            "database yet"
+        )
+    return run_trio(serve, settings, list(args.templates), args.environment, args.migrate)
+
+
+async def serve(
+    settings: Settings, templates: list[str], environment: str | None, migrate: bool
+) -> int:
+    """Open an orchestration-only engine and keep it until SIGINT or SIGTERM."""
+    options = settings.engine_options()
+    options.pop("worker_concurrency")
+    options.pop("visibility_timeout")
+    async with open_engine(
+        templates, workers=False, environment=environment, migrate=migrate, **options
+    ) as engine:
+        names = ", ".join(t.identifier for t in engine.templates.list()) or "none"
+        say(
+            f"serving orchestration on {redact(settings.database_url or '')} "
+            f"(templates: {names}); Ctrl-C or SIGTERM to stop"
+        )
+        signum = await wait_for_shutdown_signal()
+        say(f"{signal.Signals(signum).name}: shutting down")
+    say("stopped")
+    return 0
