@@ -1,0 +1,435 @@
+"""`EngineStateMachine`: a Hypothesis stateful test of a whole engine, reusable on your workflows.
+
+The machine opens an embedded engine on a `TrioThread` (mock clock, time moves only when a rule
+says so) and then lets Hypothesis interleave: submitting tasks, time passing, cancelling tasks
+and resetting failed steps. After every rule it checks the invariants of
+`tasker_trio.testing.invariants` (parents before children, attempts within limits, no retry
+before its backoff, legal audit trails, complete tasks have complete steps, nothing lost);
+every handler call is also probed live (its parents must be satisfied and its task not
+terminal *at that instant*). At teardown it lets up to two hours pass and checks that every
+task settled (terminal or blocked) with no step result left undelivered, and — for scripted
+templates — that each step ended as the plain model of its script says.
+
+By default the workload is random: DAG templates from `scripted_templates` whose handlers
+succeed, fail retryably k times, fail permanently or hang, by script. To check **your own**
+templates and handlers, subclass and override `workloads` (and `contexts` if your templates
+have an ``input_schema``)::
+
+    class MyWorkflows(EngineStateMachine):
+        def workloads(self) -> st.SearchStrategy[Workload]:
+            return st.just(Workload(templates=[TaskTemplate.from_yaml(TEXT)],
+                                    handlers={"charge": charge, "ship": ship}))
+
+        def contexts(self, template: TaskTemplate) -> st.SearchStrategy[dict[str, Any]]:
+            return st.fixed_dictionaries({"order_id": st.integers(1, 5)})
+
+    TestMyWorkflows = MyWorkflows.TestCase
+
+Handlers should be ``async def`` and wait only on Trio primitives (``trio.sleep``...): the
+harness settles by waiting until every task is blocked, which a thread cannot report. A sync
+handler is called inline on the Trio thread (it must not block). See docs/testing.md.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import random
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from typing import Any, ClassVar
+from unittest import mock
+
+import attrs
+import trio
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+)
+
+from tasker_trio.engine import open_engine
+from tasker_trio.engine_api import SETTLED_STATES, Engine
+from tasker_trio.errors import (
+    HandlerResolutionError,
+    InvalidTransition,
+    PermanentError,
+    RetryableError,
+)
+from tasker_trio.models import Task
+from tasker_trio.state_machine import StepState, TaskState
+from tasker_trio.templates import TaskTemplate
+from tasker_trio.testing import invariants as inv
+from tasker_trio.testing.strategies import SCRIPTED_HANDLER, Outcome, Workload, random_workloads
+from tasker_trio.testing.trio_thread import TrioThread
+from tasker_trio.worker.context import StepContext
+from tasker_trio.worker.handlers import HandlerFn, HandlerResolver
+
+__all__ = ["EngineStateMachine"]
+
+
+@attrs.frozen
+class _Submitted:
+    template: TaskTemplate
+    identity: str
+
+
+class EngineStateMachine(RuleBasedStateMachine):
+    """Random submits, cancels, resets and time against one embedded engine.
+
+    Class attributes tune it: ``visibility_timeout`` must exceed 1.5x the largest jump
+    (the lease keeper renews every third of it, and at most once per jump), ``max_jump`` is
+    the largest ``time_passes`` step, ``horizon`` the time teardown allows for settling,
+    ``call_deadline`` the real seconds any one call into Trio may take.
+    """
+
+    visibility_timeout: ClassVar[float] = 600.0
+    poll_interval: ClassVar[float] = 1.0
+    max_jump: ClassVar[float] = 120.0
+    drain_step: ClassVar[float] = 30.0
+    horizon: ClassVar[float] = 7200.0
+    call_deadline: ClassVar[float] = 30.0
+    worker_concurrency: ClassVar[int] = 8
+
+    tasks = Bundle("tasks")
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Reproducible runs (Hypothesis replays and shrinks them): the engine's uuids decide
+        # orders (retry wake-ups, step lists), so they come from a seeded generator while the
+        # machine lives. Trio's scheduler is already seeded by Hypothesis (trio's plugin).
+        self.runner = TrioThread(deadline=self.call_deadline)
+        uuids = random.Random(0)
+        self._uuid_patch = mock.patch.object(
+            uuid, "uuid4", side_effect=lambda: uuid.UUID(int=uuids.getrandbits(128), version=4)
+        )
+        self._uuid_patch.start()
+        self.engine: Engine | None = None
+        self.workload = Workload(templates=())
+        self.templates: dict[tuple[str, str, str], TaskTemplate] = {}
+        self.submitted: dict[str, _Submitted] = {}
+        self.identities: dict[str, str] = {}
+        self.cancelled: set[str] = set()
+        self.reset_steps: set[tuple[str, str]] = set()
+        self.probe_problems: list[str] = []
+        self.snapshot: inv.EngineSnapshot | None = None
+        self._broken = False
+
+    # ------------------------------------------------------------------ hooks for subclasses
+
+    def workloads(self) -> st.SearchStrategy[Workload]:
+        """The workloads to draw one from per run (override to test your own templates)."""
+        return random_workloads()
+
+    def contexts(self, template: TaskTemplate) -> st.SearchStrategy[dict[str, Any]]:
+        """Task contexts for ``template`` (small, so identical requests happen)."""
+        del template
+        return st.fixed_dictionaries({"k": st.integers(0, 3)})
+
+    # ------------------------------------------------------------------ rules
+
+    @initialize(data=st.data())
+    def open(self, data: st.DataObject) -> None:
+        """Draw a workload and open an engine on it."""
+        self.workload = data.draw(self.workloads(), label="workload")
+        self.templates = {(t.namespace_name, t.name, t.version): t for t in self.workload.templates}
+        handlers = self._probed_handlers()
+        self.engine = self.runner.start(self._serve, handlers)
+        self._refresh()
+
+    @rule(target=tasks, data=st.data())
+    def submit(self, data: st.DataObject) -> str:
+        """Submit a task of a template; identical requests must return the same task."""
+        self._broken = True  # until the closing _refresh: teardown then only closes
+        engine = self._engine()
+        keys = sorted(self.templates)
+        template = self.templates[data.draw(st.sampled_from(keys), label="template")]
+        context = data.draw(self.contexts(template), label="context")
+        submit = functools.partial(engine.submit, version=template.version)
+        submission = self.runner.call(submit, template.namespace_name, template.name, context)
+        identity = json.dumps([template.name, template.version, context], sort_keys=True)
+        known = self.identities.get(identity)
+        assert submission.created == (known is None), (submission, known)
+        assert known in (None, submission.task_uuid), (submission, known)
+        self.identities[identity] = submission.task_uuid
+        self.submitted[submission.task_uuid] = _Submitted(template, identity)
+        self._refresh()
+        return submission.task_uuid
+
+    @rule(seconds=st.floats(0.1, 120.0))
+    def time_passes(self, seconds: float) -> None:
+        """Jump the clock (at most ``max_jump``), then let the engine run until it rests."""
+        self._broken = True  # until the closing _refresh: teardown then only closes
+        self.runner.jump(min(seconds, self.max_jump))
+        self._refresh()
+
+    @rule(task_uuid=tasks)
+    def cancel_task(self, task_uuid: str) -> None:
+        """Cancel a task: a live one becomes cancelled, a terminal one is left as it was."""
+        self._broken = True  # until the closing _refresh: teardown then only closes
+        engine = self._engine()
+
+        async def cancel() -> tuple[Task, Task]:
+            before = await engine.get_task(task_uuid)
+            return before, await engine.cancel_task(task_uuid)
+
+        before, after = self.runner.call(cancel)
+        if before.state.is_terminal:
+            assert after.state == before.state, (before.state, after.state)
+        else:
+            assert after.state == TaskState.CANCELLED, after.state
+            self.cancelled.add(task_uuid)
+        self._refresh()
+
+    @precondition(lambda self: bool(self._failed_steps()))
+    @rule(data=st.data())
+    def reset_failed_step(self, data: st.DataObject) -> None:
+        """An operator resets a failed step: in a live task its next attempt succeeds; in a
+        terminal (cancelled) task the engine refuses and nothing changes."""
+        self._broken = True  # until the closing _refresh: teardown then only closes
+        engine = self._engine()
+        task_uuid, step = data.draw(st.sampled_from(self._failed_steps()), label="step")
+        self.reset_steps.add((task_uuid, step))  # before the call: the step may run at once
+
+        async def reset() -> tuple[Task, InvalidTransition | None]:
+            before = await engine.get_task(task_uuid)
+            try:
+                await engine.reset_step(task_uuid, step)
+            except InvalidTransition as refusal:
+                return before, refusal
+            return before, None
+
+        before, refusal = self.runner.call(reset)
+        if before.state.is_terminal:
+            assert refusal is not None, f"reset accepted in a {before.state} task"
+            self.reset_steps.discard((task_uuid, step))
+        else:
+            assert refusal is None, refusal
+        self._refresh()
+
+    # ------------------------------------------------------------------ invariants
+
+    @invariant()
+    def parents_satisfied_before_start(self) -> None:
+        """(1) No step starts before its parents are complete/resolved (audit and probes)."""
+        self._check(inv.check_parents_before_start)
+        assert not self.probe_problems, "\n".join(self.probe_problems)
+
+    @invariant()
+    def attempts_within_limits(self) -> None:
+        """(2) Attempts never exceed max_attempts."""
+        self._check(inv.check_attempts)
+
+    @invariant()
+    def no_retry_before_backoff(self) -> None:
+        """(3) No retry before its next_retry_at."""
+        self._check(inv.check_retry_backoff)
+
+    @invariant()
+    def audit_trails_replay(self) -> None:
+        """(4) Audit trails replay legally through the pure state machines."""
+        self._check(inv.check_audit_trails)
+
+    @invariant()
+    def complete_tasks_are_complete(self) -> None:
+        """(5) A complete task has every step complete or resolved; blocked/cancelled agree."""
+        self._check(inv.check_complete_tasks)
+        self._check(inv.check_settled_task_consistency)
+
+    @invariant()
+    def nothing_lost(self) -> None:
+        """(7) Every submitted task exists (the snapshot reads them all), results delivered."""
+        if self.snapshot is not None:
+            assert set(self.snapshot.tasks) == set(self.submitted)
+            assert self.snapshot.result_queue_depth == 0, self.snapshot.result_queue_depth
+
+    def teardown(self) -> None:
+        """Let time pass until everything settles, check the end state, close the engine."""
+        try:
+            if self.engine is not None and not self._broken:
+                self._drain()
+                for check in (
+                    inv.check_settled,
+                    inv.check_parents_before_start,
+                    inv.check_attempts,
+                    inv.check_retry_backoff,
+                    inv.check_audit_trails,
+                    inv.check_complete_tasks,
+                    inv.check_settled_task_consistency,
+                    self._check_model,
+                ):
+                    self._check(check)
+                assert not self.probe_problems, "\n".join(self.probe_problems)
+        finally:
+            try:
+                self.runner.close()
+            finally:
+                self._uuid_patch.stop()
+
+    # ------------------------------------------------------------------ the engine side
+
+    async def _serve(
+        self, handlers: Mapping[str, HandlerFn], *, task_status: trio.TaskStatus[Engine]
+    ) -> None:
+        async with self._open_engine(handlers) as engine:
+            task_status.started(engine)
+            await trio.sleep_forever()
+
+    @asynccontextmanager
+    async def _open_engine(self, handlers: Mapping[str, HandlerFn]) -> AsyncIterator[Engine]:
+        async with open_engine(
+            self.workload.templates,
+            handlers=handlers,
+            rng=random.Random(0),
+            visibility_timeout=self.visibility_timeout,
+            poll_interval=self.poll_interval,
+            worker_concurrency=self.worker_concurrency,
+        ) as engine:
+            yield engine
+
+    def _probed_handlers(self) -> dict[str, HandlerFn]:
+        """Every handler the templates name, wrapped in a probe (and the scripted one)."""
+        resolver = HandlerResolver({SCRIPTED_HANDLER: self._scripted, **self.workload.handlers})
+        probed: dict[str, HandlerFn] = {}
+        for template in self.workload.templates:
+            for step in template.steps:
+                reference = step.handler.callable
+                try:
+                    resolved = resolver.resolve(reference)
+                except HandlerResolutionError:
+                    continue  # the engine reports it as the step's failure
+                probed[reference] = self._probe(resolved.fn)
+        return probed
+
+    def _probe(self, fn: HandlerFn) -> HandlerFn:
+        async def probe(ctx: StepContext) -> Any:
+            await self._observe(ctx)
+            result = fn(ctx)
+            if inspect.isawaitable(result):
+                result = await result
+            return result
+
+        return probe
+
+    async def _observe(self, ctx: StepContext) -> None:
+        """At the instant a handler starts: its task is live and its parents are satisfied."""
+        engine = self._engine()
+        task = await engine.get_task(ctx.task_uuid)
+        steps = {s.name: s for s in await engine.get_steps(ctx.task_uuid)}
+        where = f"handler of {task.name}.{ctx.step_name} attempt {ctx.attempt}"
+        if task.state.is_terminal:
+            self.probe_problems.append(f"{where} started in a {task.state} task")
+        if ctx.attempt > ctx.max_attempts:
+            self.probe_problems.append(f"{where} exceeds max_attempts {ctx.max_attempts}")
+        for parent in self._parents(task).get(ctx.step_name, ()):
+            if steps[parent].state not in inv.SATISFYING:
+                self.probe_problems.append(
+                    f"{where} started while parent {parent} is {steps[parent].state}"
+                )
+
+    async def _scripted(self, ctx: StepContext) -> dict[str, Any]:
+        """The handler of scripted templates: does what the step's `StepScript` says."""
+        script = self.workload.scripted[str(ctx.step_config["template"])].scripts[ctx.step_name]
+        outcome = script.outcome(ctx.attempt)
+        if (ctx.task_uuid, ctx.step_name) in self.reset_steps:
+            outcome = Outcome.SUCCEED
+        if outcome == Outcome.RETRYABLE:
+            raise RetryableError(f"scripted failure {ctx.attempt}", retry_after=script.retry_after)
+        if outcome == Outcome.PERMANENT:
+            raise PermanentError("scripted permanent failure")
+        if outcome == Outcome.HANG:
+            await trio.sleep_forever()
+        for _ in range(script.checkpoints):
+            await trio.lowlevel.checkpoint()
+        return {"step": ctx.step_name, "attempt": ctx.attempt}
+
+    # ------------------------------------------------------------------ helpers
+
+    def _engine(self) -> Engine:
+        assert self.engine is not None, "the engine is not open"
+        return self.engine
+
+    def _parents(self, task: Task) -> dict[str, tuple[str, ...]]:
+        template = self.templates[(task.namespace, task.name, task.version)]
+        return {s.name: tuple(s.dependencies) for s in template.steps}
+
+    def _refresh(self) -> None:
+        engine = self._engine()
+        self._broken = True  # until the snapshot is taken: a failed call skips teardown checks
+        self.snapshot = self.runner.call(
+            inv.take_snapshot, engine, list(self.submitted), self._parents, self.runner.now()
+        )
+        self._broken = False
+
+    def _check(self, check: Any) -> None:
+        if self.snapshot is None:
+            return
+        self._broken = True
+        problems = check(self.snapshot)
+        assert not problems, "\n".join(problems)
+        self._broken = False
+
+    def _failed_steps(self) -> list[tuple[str, str]]:
+        if self.snapshot is None:
+            return []
+        return [
+            (uuid, step.name)
+            for uuid, record in self.snapshot.tasks.items()  # submission order: reproducible
+            for step in record.steps
+            if step.state == StepState.ERROR
+        ]
+
+    def _drain(self) -> None:
+        """Jump ``drain_step`` at a time until every task settled (or ``horizon`` passed),
+        then one visibility timeout more, so that redelivered messages would show."""
+        elapsed = 0.0
+        while elapsed < self.horizon:
+            self._refresh()
+            assert self.snapshot is not None
+            if all(r.task.state in SETTLED_STATES for r in self.snapshot.tasks.values()):
+                break
+            self.runner.jump(self.drain_step)
+            elapsed += self.drain_step
+        quiet = 0.0
+        while quiet <= self.visibility_timeout:
+            self.runner.jump(self.drain_step)
+            quiet += self.drain_step
+        self._refresh()
+
+    def _check_model(self, snapshot: inv.EngineSnapshot) -> list[str]:
+        """(8) Undisturbed scripted tasks end as the plain model of their scripts says."""
+        problems: list[str] = []
+        for task_uuid, record in snapshot.tasks.items():
+            scripted = self.workload.scripted.get(record.task.name)
+            if scripted is None or task_uuid in self.cancelled:
+                continue
+            ok: dict[str, bool] = {}
+            for step in record.steps:
+                parents_ok = all(ok[p] for p in record.parents.get(step.name, ()))
+                was_reset = (task_uuid, step.name) in self.reset_steps
+                success = scripted.expected_success(step.name) or was_reset
+                ok[step.name] = parents_ok and success
+                if not parents_ok:
+                    want, attempts = StepState.PENDING, 0
+                else:
+                    want = StepState.COMPLETE if success else StepState.ERROR
+                    attempts = 1 if was_reset else scripted.expected_attempts(step.name)
+                if (step.state, step.attempts) != (want, attempts):
+                    problems.append(
+                        f"task {record.task.name} {task_uuid[:8]}, step {step.name}: ended "
+                        f"{step.state} after {step.attempts} attempt(s), the model says {want} "
+                        f"after {attempts} ({scripted.scripts[step.name]}, {step.retry})"
+                    )
+            want_task = TaskState.COMPLETE if all(ok.values()) else TaskState.BLOCKED_BY_FAILURES
+            if record.task.state != want_task:
+                problems.append(
+                    f"task {record.task.name} {task_uuid[:8]} ended {record.task.state}, "
+                    f"the model says {want_task}"
+                )
+        return problems
