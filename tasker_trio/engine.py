@@ -18,7 +18,6 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import trio
 
@@ -28,25 +27,16 @@ from tasker_trio.db import Database
 from tasker_trio.db.bridge import Guard
 from tasker_trio.engine_api import Engine
 from tasker_trio.errors import ConfigurationError
-from tasker_trio.messaging.protocol import QueueMessage
 from tasker_trio.models import (
-    ORCHESTRATION_STEP_RESULTS,
-    ORCHESTRATION_TASK_FINALIZATIONS,
-    ORCHESTRATION_TASK_REQUESTS,
     worker_queue,
 )
 from tasker_trio.orchestration.actors import ORCHESTRATION_ACTORS
 from tasker_trio.orchestration.command_processor import CommandProcessor
-from tasker_trio.orchestration.commands import FinalizeTask, InitializeTask, ProcessStepResult
 from tasker_trio.orchestration.context import OrchestrationContext
+from tasker_trio.orchestration.event_systems.dispatchers import orchestration_routes
 from tasker_trio.orchestration.event_systems.queue_consumer import ConsumerSettings, QueueConsumer
 from tasker_trio.orchestration.event_systems.retry_timer import run_retry_timer
 from tasker_trio.orchestration.event_systems.staleness_sweeper import run_staleness_sweeper
-from tasker_trio.orchestration.hydration import (
-    hydrate_finalization,
-    hydrate_step_result,
-    hydrate_task_request,
-)
 from tasker_trio.orchestration.services.staleness import LifecycleDefaults, StalenessService
 from tasker_trio.templates import TaskTemplate, TemplateRegistry, load_templates
 from tasker_trio.worker.actor import WorkerContext, poll_queue, worker_actor_class
@@ -225,9 +215,14 @@ async def _start_event_systems(
     staleness_interval: float,
 ) -> None:
     """The orchestration queue consumers, the retry timer and the staleness sweeper."""
-    for queue, dispatch in _dispatchers(commands).items():
+    for route in orchestration_routes(commands):
         consumer = QueueConsumer(
-            context.broker, queue, dispatch, settings, on_poison=partial(_count, context)
+            context.broker,
+            route.queue,
+            route.dispatch,
+            settings,
+            on_poison=partial(_count, context),
+            group=route.group,
         )
         await events.start(consumer.run)
     await events.start(
@@ -270,23 +265,6 @@ async def _cancelled_on_exit() -> AsyncIterator[trio.Nursery]:
             yield nursery
         finally:
             nursery.cancel_scope.cancel()
-
-
-def _dispatchers(commands: CommandProcessor) -> dict[str, Any]:
-    async def step_result(message: QueueMessage) -> None:
-        await commands.process(ProcessStepResult(notice=hydrate_step_result(message)))
-
-    async def task_request(message: QueueMessage) -> None:
-        await commands.process(InitializeTask(request=hydrate_task_request(message).request))
-
-    async def finalization(message: QueueMessage) -> None:
-        await commands.process(FinalizeTask(task_uuid=hydrate_finalization(message).task_uuid))
-
-    return {
-        ORCHESTRATION_STEP_RESULTS: step_result,
-        ORCHESTRATION_TASK_REQUESTS: task_request,
-        ORCHESTRATION_TASK_FINALIZATIONS: finalization,
-    }
 
 
 def _count(context: OrchestrationContext, queue: str, reason: str) -> None:

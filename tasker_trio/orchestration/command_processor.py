@@ -15,7 +15,7 @@ from tasker_trio.orchestration.commands import (
     EnqueueReadySteps,
     FinalizeTask,
     InitializeTask,
-    ProcessStepResult,
+    ProcessStepResults,
 )
 from tasker_trio.orchestration.context import OrchestrationContext
 
@@ -23,7 +23,7 @@ R = TypeVar("R")
 
 ROUTES: dict[type[Message[Any]], type[Actor[OrchestrationContext]]] = {
     InitializeTask: TaskRequestActor,
-    ProcessStepResult: ResultProcessorActor,
+    ProcessStepResults: ResultProcessorActor,
     EnqueueReadySteps: StepEnqueuerActor,
     FinalizeTask: TaskFinalizerActor,
 }

@@ -19,10 +19,11 @@ class InitializeTask(Message[InitializationResult]):
 
 
 @attrs.frozen(kw_only=True)
-class ProcessStepResult(Message[dict[str, Any]]):
-    """Process a worker's result notice."""
+class ProcessStepResults(Message[dict[str, Any]]):
+    """Process workers' result notices, all for one task, in one store operation."""
 
-    notice: StepResultMessage
+    task_uuid: str
+    notices: tuple[StepResultMessage, ...]
 
 
 @attrs.frozen(kw_only=True)
@@ -39,5 +40,5 @@ class FinalizeTask(Message[Task]):
     task_uuid: str
 
 
-OrchestrationCommand = InitializeTask | ProcessStepResult | EnqueueReadySteps | FinalizeTask
+OrchestrationCommand = InitializeTask | ProcessStepResults | EnqueueReadySteps | FinalizeTask
 """Every command orchestration accepts."""

@@ -14,7 +14,7 @@ from tasker_trio.orchestration.commands import (
     EnqueueReadySteps,
     FinalizeTask,
     InitializeTask,
-    ProcessStepResult,
+    ProcessStepResults,
 )
 from tasker_trio.orchestration.context import OrchestrationContext
 from tasker_trio.orchestration.services.result_processing.service import (
@@ -56,10 +56,10 @@ class ResultProcessorActor(Actor[OrchestrationContext]):
         """Build the service."""
         self.service = ResultProcessingService(self.context.store, self.context.rng)
 
-    @handles(ProcessStepResult)
-    async def process(self, command: ProcessStepResult) -> dict[str, Any]:
-        """Process one result notice; kick the retry timer when a retry was scheduled."""
-        outcome = await self.service.call(command.notice)
+    @handles(ProcessStepResults)
+    async def process(self, command: ProcessStepResults) -> dict[str, Any]:
+        """Process one task's result notices; kick the retry timer when a retry was scheduled."""
+        outcome = await self.service.call(command.task_uuid, command.notices)
         if outcome.get("status") == "waiting_for_retry" or outcome.get("retry_scheduled"):
             self.context.kick_retry_timer()
         return outcome

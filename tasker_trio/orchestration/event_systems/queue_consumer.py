@@ -1,5 +1,8 @@
 """A queue consumer: read batches, hydrate, dispatch, then delete — or archive as poison.
 
+Messages of one read that share a key (the step results of one task) can be handled
+together by a `GroupDispatch`, so one store operation covers them all.
+
 Wake-ups come from the broker (`Broker.wait_for_messages`: a send in memory, NOTIFY in
 PostgreSQL) with polling as the fallback. A message is deleted only after its command was
 processed, so a crash in between redelivers it (at-least-once; consumers are idempotent).
@@ -27,6 +30,21 @@ Dispatch = Callable[[QueueMessage], Awaitable[Any]]
 
 
 @attrs.frozen(kw_only=True)
+class GroupDispatch:
+    """Handle the messages of one read that share a key (e.g. a task) together.
+
+    Attributes:
+        key: the group of a message; ``None`` (or an exception) sends it to the plain
+            one-message dispatch instead, which reports what is wrong with it.
+        dispatch: handles one group; returns the poison reason of any message in it that
+            must be archived (by msg_id); the others are deleted.
+    """
+
+    key: Callable[[QueueMessage], str | None]
+    dispatch: Callable[[list[QueueMessage]], Awaitable[dict[int, str]]]
+
+
+@attrs.frozen(kw_only=True)
 class ConsumerSettings:
     """How a consumer reads its queue."""
 
@@ -34,6 +52,12 @@ class ConsumerSettings:
     visibility_timeout: float = 30.0
     poll_interval: float = 1.0
     concurrency: int = 16
+
+
+@attrs.frozen(kw_only=True)
+class _Unit:
+    messages: list[QueueMessage]
+    grouped: bool
 
 
 class QueueConsumer:
@@ -47,12 +71,14 @@ class QueueConsumer:
         settings: ConsumerSettings,
         *,
         on_poison: Callable[[str, str], None],
+        group: GroupDispatch | None = None,
     ) -> None:
         self.broker = broker
         self.queue = queue
         self.dispatch = dispatch
         self.settings = settings
         self.on_poison = on_poison
+        self.group = group
         self._limiter = trio.Semaphore(settings.concurrency)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
@@ -70,20 +96,50 @@ class QueueConsumer:
                         self.queue, timeout=self.settings.poll_interval
                     )
                     continue
-                if len(messages) == 1:
+                units = self._units(messages)
+                if len(units) == 1:
                     # The common case when idle: handle it here, sparing a task spawn.
                     await self._limiter.acquire()
-                    await self._handle(messages[0])
+                    await self._handle(units[0])
                     continue
-                for message in messages:
+                for unit in units:
                     await self._limiter.acquire()
-                    nursery.start_soon(self._handle, message)
+                    nursery.start_soon(self._handle, unit)
 
-    async def _handle(self, message: QueueMessage) -> None:
+    def _units(self, messages: list[QueueMessage]) -> list[_Unit]:
+        """The work of one read: groups of messages sharing a key, and single messages."""
+        if self.group is None:
+            return [_Unit(messages=[message], grouped=False) for message in messages]
+        groups: dict[str, list[QueueMessage]] = {}
+        singles: list[_Unit] = []
+        for message in messages:
+            try:
+                key = self.group.key(message)
+            except Exception:
+                key = None
+            if key is None:
+                singles.append(_Unit(messages=[message], grouped=False))
+            else:
+                groups.setdefault(key, []).append(message)
+        return [*(_Unit(messages=m, grouped=True) for m in groups.values()), *singles]
+
+    async def _handle(self, unit: _Unit) -> None:
         try:
-            await self.dispatch(message)
+            await self._process(unit.messages, grouped=unit.grouped)
+        finally:
+            self._limiter.release()
+
+    async def _process(self, unit: list[QueueMessage], *, grouped: bool) -> None:
+        poison: dict[int, str] = {}
+        message = unit[0]
+        try:
+            if grouped and self.group is not None:
+                poison = await self.group.dispatch(unit)
+            else:
+                await self.dispatch(message)
         except PoisonMessage as exc:
-            await self._archive(message, exc.reason)
+            for bad in unit:
+                await self._archive(bad, exc.reason)
             return
         except BackendError:
             _log.exception(
@@ -94,7 +150,8 @@ class QueueConsumer:
             return
         except TaskerError as exc:
             # Unknown task or step, unknown template, invalid context...: the message is bad.
-            await self._archive(message, f"{type(exc).__name__}: {exc}")
+            for bad in unit:
+                await self._archive(bad, f"{type(exc).__name__}: {exc}")
             return
         except Exception:
             # Not the message's fault (e.g. a backend hiccup): it becomes visible again after
@@ -103,9 +160,11 @@ class QueueConsumer:
                 "processing message %s of %s failed; it will be retried", message.msg_id, self.queue
             )
             return
-        finally:
-            self._limiter.release()
-        await self.broker.delete(self.queue, message.msg_id)
+        for done in unit:
+            if done.msg_id in poison:
+                await self._archive(done, poison[done.msg_id])
+            else:
+                await self.broker.delete(self.queue, done.msg_id)
 
     async def _archive(self, message: QueueMessage, reason: str) -> None:
         _log.warning("archiving poison message %s of %s: %s", message.msg_id, self.queue, reason)

@@ -1,7 +1,7 @@
-"""The result processing service: a worker's result -> step complete / retry / error.
+"""The result processing service: workers' results -> steps complete / retry / error.
 
-A hydrated `StepResultMessage` names the step and the attempt. In one atomic operation the
-step leaves ``enqueued_*_for_orchestration`` (complete, waiting_for_retry with its
+Hydrated `StepResultMessage`s name steps and attempts. In one atomic operation per task the
+steps leave ``enqueued_*_for_orchestration`` (complete, waiting_for_retry with their
 ``next_retry_at``, or error) and the task is re-evaluated, enqueueing whatever became ready.
 Duplicates and superseded attempts change nothing (at-least-once delivery).
 """
@@ -9,12 +9,11 @@ Duplicates and superseded attempts change nothing (at-least-once delivery).
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 
-from tasker_trio.errors import StepNotFound
 from tasker_trio.models import StepResultMessage
 from tasker_trio.orchestration.services.evaluation import reevaluate
 from tasker_trio.orchestration.services.result_processing.error_handling import handle_failure
@@ -23,33 +22,42 @@ from tasker_trio.store.plan import Plan, PlanBuilder, TaskView
 from tasker_trio.store.protocol import Store
 
 
-def plan_result(
-    notice: StepResultMessage, *, rng: random.Random | None
+def plan_results(
+    notices: Sequence[StepResultMessage], *, rng: random.Random | None
 ) -> Callable[[TaskView, float], Plan]:
-    """The planner that processes ``notice`` against the task's current view."""
+    """The planner that processes ``notices`` (all of one task) in one plan.
+
+    Each notice moves its step out of ``enqueued_*_for_orchestration``; then the task is
+    re-evaluated once. Batching the results of one task costs one store operation and one
+    evaluation instead of one per result (a fan-out's results arrive together). Notices
+    naming a step the task does not have are listed in ``outcome["unknown_steps"]``.
+    """
 
     def planner(view: TaskView, now: float) -> Plan:
         builder = PlanBuilder(view)
-        step = builder.steps.get(notice.step_uuid)
-        if step is None:
-            raise StepNotFound(notice.step_uuid, notice.task_uuid)
-        if step.attempts != notice.attempt:
-            builder.outcome["ignored"] = "superseded_attempt"
-            return builder.build()
-        succeeded: bool | None
-        if step.state == StepState.ENQUEUED_FOR_ORCHESTRATION:
-            builder.step_event(
-                step.step_uuid, StepEvent.COMPLETE, metadata={"attempt": step.attempts}
-            )
-            succeeded = True
-        elif step.state == StepState.ENQUEUED_AS_ERROR_FOR_ORCHESTRATION:
-            retrying = handle_failure(builder, step, now, rng=rng)
-            builder.outcome["retry_scheduled"] = retrying
-            succeeded = False if retrying else None
-        else:
-            builder.outcome["ignored"] = f"step is {step.state.value}"
-            return builder.build()
-        reevaluate(builder, now, step_succeeded=succeeded)
+        unknown: list[str] = []
+        ignored: list[str] = []
+        succeeded = retrying = changed = False
+        for notice in notices:
+            step = builder.steps.get(notice.step_uuid)
+            if step is None:
+                unknown.append(notice.step_uuid)
+            elif step.attempts != notice.attempt:
+                ignored.append(f"{step.name}: superseded attempt {notice.attempt}")
+            elif step.state == StepState.ENQUEUED_FOR_ORCHESTRATION:
+                builder.step_event(
+                    step.step_uuid, StepEvent.COMPLETE, metadata={"attempt": step.attempts}
+                )
+                succeeded = changed = True
+            elif step.state == StepState.ENQUEUED_AS_ERROR_FOR_ORCHESTRATION:
+                retrying |= handle_failure(builder, step, now, rng=rng)
+                changed = True
+            else:
+                ignored.append(f"{step.name}: step is {step.state.value}")
+        builder.outcome.update(unknown_steps=unknown, ignored=ignored, retry_scheduled=retrying)
+        if changed:
+            outcome: bool | None = False if retrying else (True if succeeded else None)
+            reevaluate(builder, now, step_succeeded=outcome)
         return builder.build()
 
     return planner
@@ -62,7 +70,12 @@ class ResultProcessingService:
     store: Store
     rng: random.Random | None = attrs.field(factory=random.Random)
 
-    async def call(self, notice: StepResultMessage) -> dict[str, Any]:
-        """Process one result notice; return what happened (``status``, ``enqueued``...)."""
-        plan, _ = await self.store.apply(notice.task_uuid, plan_result(notice, rng=self.rng))
+    async def call(self, task_uuid: str, notices: Sequence[StepResultMessage]) -> dict[str, Any]:
+        """Process the result notices of one task; return what happened.
+
+        The outcome has ``status`` (when the task was evaluated), ``enqueued``,
+        ``retry_scheduled``, ``ignored`` (duplicates, superseded attempts) and
+        ``unknown_steps``.
+        """
+        plan, _ = await self.store.apply(task_uuid, plan_results(notices, rng=self.rng))
         return dict(plan.outcome)
