@@ -18,30 +18,24 @@ import trio
 from tasker_trio.errors import DeadLetterNotFound, StepNotFound, TaskNotFound
 from tasker_trio.messaging.memory import MemoryQueues
 from tasker_trio.models import (
-    ORCHESTRATION_STEP_RESULTS,
     DeadLetterEntry,
     DeadLetterStatus,
     EntityKind,
     StepEdge,
-    StepError,
     StepExecutionResult,
-    StepResultMessage,
     Task,
     Transition,
     WorkflowStep,
 )
-from tasker_trio.state_machine import StepEvent, StepFacts, StepState, TaskState, transition
+from tasker_trio.state_machine import StepState, TaskState
+from tasker_trio.store.memory_worker import MemoryWorkerSide
 from tasker_trio.store.plan import Plan, TaskView
 from tasker_trio.store.protocol import (
-    ClaimedStep,
-    ClaimOutcome,
-    MessageRef,
     Planner,
-    RecordOutcome,
 )
 
 
-class MemoryStore:
+class MemoryStore(MemoryWorkerSide):
     """Implements `Store` in memory; pairs with the `MemoryQueues` it sends through."""
 
     def __init__(self, queues: MemoryQueues, *, processor_id: str = "memory") -> None:
@@ -200,159 +194,6 @@ class MemoryStore:
         if event is not None:
             event.set()
 
-    # ------------------------------------------------------------------ worker-side operations
-
-    async def claim_step(
-        self, step_uuid: str, *, lease_seconds: float, worker_id: str, message: MessageRef
-    ) -> ClaimOutcome:
-        """Claim (``enqueued``) or reclaim (``in_progress`` with an expired lease) a step."""
-        step = self._steps.get(step_uuid)
-        if step is None:
-            return ClaimOutcome(reason="unknown_step")
-        now = self.now()
-        if step.state == StepState.IN_PROGRESS:
-            if step.lease_expires_at is not None and step.lease_expires_at > now:
-                return ClaimOutcome(reason="lease_alive")
-            if step.attempts >= step.retry.max_attempts:
-                self._fail_expired_lease(step, message, now)
-                return ClaimOutcome(reason="exhausted")
-        elif step.state != StepState.ENQUEUED:
-            self.queues.delete_nowait(message.queue, message.msg_id)
-            return ClaimOutcome(reason="not_enqueued")
-        facts = StepFacts(
-            attempts=step.attempts,
-            max_attempts=step.retry.max_attempts,
-            retryable=step.retry.retryable,
-            now=now,
-            lease_expires_at=step.lease_expires_at,
-        )
-        target = transition(step.state, StepEvent.START, facts=facts)
-        claimed = attrs.evolve(
-            step,
-            state=target,
-            attempts=step.attempts + 1,
-            lease_expires_at=now + lease_seconds,
-            updated_at=now,
-        )
-        self._steps[step_uuid] = claimed
-        self._append(
-            EntityKind.STEP,
-            step_uuid,
-            step.state,
-            target,
-            event=StepEvent.START,
-            at=now,
-            metadata={
-                "attempt": claimed.attempts,
-                "worker_id": worker_id,
-                "reclaim": step.state == StepState.IN_PROGRESS,
-            },
-        )
-        return ClaimOutcome(claimed=self._claimed(claimed))
-
-    def _claimed(self, step: WorkflowStep) -> ClaimedStep:
-        view = self._view(step.task_uuid)
-        parents: dict[str, list[str]] = defaultdict(list)
-        for edge in view.edges:
-            parents[edge.to_step_uuid].append(edge.from_step_uuid)
-        ancestors: set[str] = set()
-        frontier = list(parents[step.step_uuid])
-        while frontier:
-            uuid = frontier.pop()
-            if uuid not in ancestors:
-                ancestors.add(uuid)
-                frontier.extend(parents[uuid])
-        results = {
-            self._steps[a].name: dict(self._steps[a].results or {})
-            for a in ancestors
-            if self._steps[a].state in (StepState.COMPLETE, StepState.RESOLVED_MANUALLY)
-        }
-        # Handlers get copies of the JSON data: what they do to their context never reaches
-        # the store (as with a database, where every read is a copy).
-        task = attrs.evolve(view.task, context=_copy_json(view.task.context))
-        step = attrs.evolve(step, step_config=_copy_json(step.step_config))
-        return ClaimedStep(step=step, task=task, dependency_results=_copy_json(results))
-
-    def _fail_expired_lease(self, step: WorkflowStep, message: MessageRef, now: float) -> None:
-        error = StepError(
-            error_type="LeaseExpired",
-            message=f"the worker running attempt {step.attempts} stopped renewing its lease "
-            "and no attempt is left",
-            retryable=False,
-            attempt=step.attempts,
-        )
-        result = StepExecutionResult.failed(
-            task_uuid=step.task_uuid, step_uuid=step.step_uuid, error=error, completed_at=now
-        )
-        self._results[step.step_uuid].append(result)
-        self._accept(step, result, message, now, result_queue=ORCHESTRATION_STEP_RESULTS)
-
-    async def extend_lease(self, step_uuid: str, attempt: int, *, lease_seconds: float) -> bool:
-        """Push the lease of the current attempt."""
-        step = self._steps.get(step_uuid)
-        if step is None or step.state != StepState.IN_PROGRESS or step.attempts != attempt:
-            return False
-        self._steps[step_uuid] = attrs.evolve(step, lease_expires_at=self.now() + lease_seconds)
-        return True
-
-    async def record_result(
-        self, result: StepExecutionResult, *, message: MessageRef | None, result_queue: str
-    ) -> RecordOutcome:
-        """Accept the current attempt's result, or keep a stale one in the audit only."""
-        step = self._steps.get(result.step_uuid)
-        if step is None:
-            return RecordOutcome(accepted=False, reason="unknown_step")
-        self._results[step.step_uuid].append(result)
-        now = self.now()
-        if step.state != StepState.IN_PROGRESS or step.attempts != result.attempt:
-            if message is not None and step.state != StepState.IN_PROGRESS:
-                # Nobody else works on this message: the step moved on (cancelled, resolved...).
-                self.queues.delete_nowait(message.queue, message.msg_id)
-            return RecordOutcome(accepted=False, reason="superseded")
-        self._accept(step, result, message, now, result_queue=result_queue)
-        return RecordOutcome(accepted=True)
-
-    def _accept(
-        self,
-        step: WorkflowStep,
-        result: StepExecutionResult,
-        message: MessageRef | None,
-        now: float,
-        *,
-        result_queue: str,
-    ) -> None:
-        event = StepEvent.SUBMIT_SUCCESS if result.success else StepEvent.SUBMIT_FAILURE
-        target = transition(step.state, event)
-        updates: dict[str, Any] = {"lease_expires_at": None, "updated_at": now}
-        if result.success:
-            updates["results"] = result.result
-        else:
-            updates["last_error"] = result.error
-        self._steps[step.step_uuid] = attrs.evolve(step, state=target, **updates)
-        metadata: dict[str, Any] = {"attempt": result.attempt, "worker_id": result.worker_id}
-        if result.error is not None:
-            metadata["error"] = result.error.to_json()
-        self._append(
-            EntityKind.STEP,
-            step.step_uuid,
-            step.state,
-            target,
-            event=event,
-            at=now,
-            metadata=metadata,
-        )
-        if message is not None:
-            self.queues.delete_nowait(message.queue, message.msg_id)
-        task = self._tasks[step.task_uuid]
-        notice = StepResultMessage(
-            task_uuid=step.task_uuid,
-            step_uuid=step.step_uuid,
-            attempt=result.attempt,
-            success=result.success,
-            correlation_id=task.correlation_id,
-        )
-        self.queues.send_nowait(result_queue, notice.to_json())
-
     # ------------------------------------------------------------------ queries
 
     async def get_task(self, task_uuid: str) -> Task:
@@ -438,12 +279,3 @@ class MemoryStore:
             event = self._changed[task_uuid] = trio.Event()
         with trio.move_on_after(timeout):
             await event.wait()
-
-
-def _copy_json(value: Any) -> Any:
-    """A deep copy of JSON data (dicts, lists and scalars), much cheaper than copy.deepcopy."""
-    if isinstance(value, dict):
-        return {key: _copy_json(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_copy_json(item) for item in value]
-    return value
