@@ -37,6 +37,11 @@ Guard = Callable[[], AbstractContextManager[object]]
 """A context manager factory entered around every crossing (see `open_database`)."""
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Pool reset hook: nothing to reset (see `open_database`)."""
+    del connection
+
+
 async def _init_connection(conn: Connection) -> None:
     """JSON in and out as Python data (the models' ``to_json``/``from_json`` do the rest)."""
     for kind in ("json", "jsonb"):
@@ -260,6 +265,12 @@ async def _pool(
                 min_size=min_size,
                 max_size=max_size,
                 init=_init_connection,
+                # asyncpg's default reset sends RESET ALL / UNLISTEN / unlock-all on every
+                # release: one more round trip per operation. Pooled connections keep no
+                # session state here (the listener has its own connection; migrations release
+                # their advisory lock themselves), and an open transaction is still rolled
+                # back by asyncpg before this hook runs.
+                reset=_keep_session,
                 # No idle timer: connections live as long as the pool (timers would also
                 # run on a test's mock clock).
                 max_inactive_connection_lifetime=0,

@@ -1,0 +1,86 @@
+"""Smoke test of bench/e2e.py: tiny runs on both backends, and the shape of the JSON.
+
+The figures themselves are not checked (they depend on the machine); only that every
+workload ran and reported what bench/README.md documents. The PostgreSQL run needs the test
+server (``TASKER_TEST_DATABASE_URL``, else 127.0.0.1:5432) and is skipped with the reason
+when there is none — unless ``CI`` is set.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.postgres._database import server_url, unreachable_reason
+
+ROOT = Path(__file__).parents[1]
+SHAPES = ("linear", "diamond", "complex_dag", "tree")
+MEMORY_TARGETS = {"linear_p50_ms", "throughput_steps_per_s", "fan_out_ms"}
+POSTGRES_TARGETS = {"linear_p50_ms", "diamond_p50_ms", "throughput_steps_per_s", "fan_out_ms"}
+
+
+def bench(*args: str, timeout: float) -> dict[str, Any]:
+    done = subprocess.run(
+        [sys.executable, "bench/e2e.py", "--runs", "3", "--tasks", "10", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report: dict[str, Any] = json.loads(done.stdout)
+    return report
+
+
+def check_mode(mode: dict[str, Any], *, with_db: bool) -> None:
+    for shape in SHAPES:
+        latency = mode["latency"][shape]
+        assert latency["runs"] == 3
+        assert 0 < latency["p50_ms"] <= latency["p95_ms"] <= latency["max_ms"]
+    fan = mode["fan_out_1_100_1"]
+    assert fan["runs"] == 5
+    assert 0 < fan["wall_ms_p50"] <= fan["wall_ms_max"]
+    throughput = mode["throughput_linear"]
+    assert throughput["tasks"] == 10
+    assert throughput["steps_per_s"] == pytest.approx(4 * throughput["tasks_per_s"], rel=0.01)
+    workloads = [*(mode["latency"][s] for s in SHAPES), fan, throughput]
+    for workload in workloads:
+        assert ("db" in workload) is with_db
+        if with_db:
+            db = workload["db"]
+            # Every step is claimed and its result recorded: at least two commits each.
+            assert db["write_commits_per_step"] >= 2
+            assert db["round_trips_per_step"] >= db["write_commits_per_step"]
+            assert "server_transactions_per_step" in db
+            assert db["by_operation_per_step"]
+
+
+def test_memory_benchmark_prints_every_workload() -> None:
+    report = bench(timeout=120)
+    assert report["backend"] == "memory"
+    check_mode(report["one_process"], with_db=False)
+    assert "multi_process" not in report
+    assert set(report["targets"]["one_process"]) == MEMORY_TARGETS
+    assert all(isinstance(t["met"], bool) for t in report["targets"]["one_process"].values())
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(unreachable_reason() is not None, reason=unreachable_reason() or "")
+def test_postgres_benchmark_in_one_process_and_in_several() -> None:
+    report = bench(
+        "--backend", "postgres", "--database", server_url(), "--settle", "0.1", timeout=600
+    )
+    assert report["backend"] == "postgres"
+    for name in ("one_process", "multi_process"):
+        check_mode(report[name], with_db=True)
+        assert set(report["targets"][name]) == {*POSTGRES_TARGETS, "write_commits_per_step"}
+    assert report["multi_process"]["processes"] == {"serve": 1, "worker": 1}
+    by_process = report["multi_process"]["throughput_linear"]["db"]["by_operation_per_step"]
+    assert set(by_process) == {"client (bench)", "serve0", "worker0"}
+    assert by_process["worker0"]["claiming a step"] == pytest.approx(1.0)
