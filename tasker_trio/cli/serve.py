@@ -75,8 +75,8 @@ async def serve(
 ) -> int:
     """Open an orchestration-only engine and keep it until SIGINT or SIGTERM."""
     options = settings.engine_options()
-    options.pop("worker_concurrency")
-    options.pop("visibility_timeout")
+    options.pop("worker_concurrency")  # no workers here; the visibility timeout still
+    # governs the orchestration queues (a killed orchestrator's messages return after it)
     async with open_engine(
         templates, workers=False, environment=environment, migrate=migrate, **options
     ) as engine:

@@ -12,6 +12,7 @@ asyncpg failure is translated into a `DatabaseError` on the way back, after the 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from typing import Any, TypeAlias, TypeVar
@@ -26,6 +27,8 @@ from tasker_trio.db.errors import TRANSLATED, DatabaseError, translate
 from tasker_trio.db.listener import Listener
 from tasker_trio.db.retry import Failure, RetryPolicy, retrying
 from tasker_trio.db.signals import Signals, WakeupMode
+
+_log = logging.getLogger("tasker_trio.db")
 
 T = TypeVar("T")
 
@@ -216,6 +219,7 @@ async def open_database(
     try:
         async with (
             trio_asyncio.open_loop() as loop,
+            _quiet_stray_errors(loop),
             _pool(
                 dsn,
                 loop,
@@ -245,6 +249,21 @@ async def open_database(
         if sole is None:
             raise
         raise sole from sole.__cause__
+
+
+@asynccontextmanager
+async def _quiet_stray_errors(loop: Any) -> AsyncIterator[None]:
+    """Log asyncio errors nobody awaits (a connection the server cut, a failed pool reset).
+
+    The asyncio loop would otherwise re-raise them and die, leaving Trio tasks that wait on
+    it hanging for good; the operation that suffered them has its own error already.
+    """
+
+    def handler(_: Any, context: dict[str, Any]) -> None:
+        _log.warning("asyncio: %s", context.get("message"), exc_info=context.get("exception"))
+
+    loop.set_exception_handler(handler)
+    yield
 
 
 @asynccontextmanager

@@ -8,8 +8,11 @@ for every operation), so nothing above the store sees an asyncpg type. Every cla
 from __future__ import annotations
 
 import asyncpg  # type: ignore[import-untyped]  # no py.typed, no stubs
+from asyncpg.exceptions import _base as _asyncpg_base  # type: ignore[import-untyped]
 
 from tasker_trio.errors import BackendError
+
+_InternalClientError: type[Exception] = _asyncpg_base.InternalClientError
 
 
 class DatabaseError(BackendError):
@@ -53,7 +56,9 @@ def translate(exc: BaseException, *, where: str) -> DatabaseError:
         if sqlstate in _UNAVAILABLE_STATES:
             return DatabaseUnavailable(text, sqlstate=sqlstate)
         return DatabaseError(text, sqlstate=sqlstate)
-    if isinstance(exc, (OSError, asyncpg.InterfaceError, TimeoutError)):
+    if isinstance(exc, (OSError, asyncpg.InterfaceError, TimeoutError, _InternalClientError)):
+        # InternalClientError: a connection the server just terminated, handed out by the pool
+        # ("cannot switch to state ...; another operation is in progress").
         return DatabaseUnavailable(f"{where}: {type(exc).__name__}: {exc}")
     return DatabaseError(f"{where}: {type(exc).__name__}: {exc}")
 
@@ -61,6 +66,7 @@ def translate(exc: BaseException, *, where: str) -> DatabaseError:
 TRANSLATED: tuple[type[BaseException], ...] = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
+    _InternalClientError,
     OSError,
     TimeoutError,
 )

@@ -16,6 +16,7 @@ import trio
 from tasker_trio.actors import Actor, Message, handles
 from tasker_trio.errors import PoisonMessage
 from tasker_trio.messaging.protocol import Broker, QueueMessage
+from tasker_trio.messaging.resilient import read_or_pause, wait_or_pause
 from tasker_trio.models import ORCHESTRATION_STEP_RESULTS
 from tasker_trio.orchestration.hydration import hydrate_step
 from tasker_trio.store.protocol import MessageRef, Store
@@ -142,12 +143,16 @@ async def poll_queue(
             except trio.WouldBlock:
                 break
             taken += 1
-        messages = await broker.read(
-            queue, limit=taken, visibility_timeout=context.settings.visibility_timeout
+        messages = await read_or_pause(
+            broker,
+            queue,
+            limit=taken,
+            visibility_timeout=context.settings.visibility_timeout,
+            pause=min(poll_interval, 1.0),
         )
         for _ in range(taken - len(messages)):
             context.slots.release()
         for message in messages:
             await actor.tell(ExecuteStep(message=message))
         if not messages:
-            await broker.wait_for_messages(queue, timeout=poll_interval)
+            await wait_or_pause(broker, queue, timeout=poll_interval)

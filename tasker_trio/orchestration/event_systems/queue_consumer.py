@@ -23,6 +23,7 @@ import trio
 
 from tasker_trio.errors import BackendError, PoisonMessage, TaskerError
 from tasker_trio.messaging.protocol import Broker, QueueMessage
+from tasker_trio.messaging.resilient import read_or_pause, wait_or_pause
 
 _log = logging.getLogger("tasker_trio.orchestration.consumer")
 
@@ -86,14 +87,16 @@ class QueueConsumer:
         task_status.started()
         async with trio.open_nursery() as nursery:
             while True:
-                messages = await self.broker.read(
+                messages = await read_or_pause(
+                    self.broker,
                     self.queue,
                     limit=self.settings.batch_size,
                     visibility_timeout=self.settings.visibility_timeout,
+                    pause=min(self.settings.poll_interval, 1.0),
                 )
                 if not messages:
-                    await self.broker.wait_for_messages(
-                        self.queue, timeout=self.settings.poll_interval
+                    await wait_or_pause(
+                        self.broker, self.queue, timeout=self.settings.poll_interval
                     )
                     continue
                 units = self._units(messages)
@@ -160,11 +163,16 @@ class QueueConsumer:
                 "processing message %s of %s failed; it will be retried", message.msg_id, self.queue
             )
             return
-        for done in unit:
-            if done.msg_id in poison:
-                await self._archive(done, poison[done.msg_id])
-            else:
-                await self.broker.delete(self.queue, done.msg_id)
+        try:
+            for done in unit:
+                if done.msg_id in poison:
+                    await self._archive(done, poison[done.msg_id])
+                else:
+                    await self.broker.delete(self.queue, done.msg_id)
+        except BackendError:
+            # Processed but not deleted: redelivered after its visibility timeout, and the
+            # second processing changes nothing (consumers are idempotent).
+            _log.warning("could not delete processed messages of %s", self.queue, exc_info=True)
 
     async def _archive(self, message: QueueMessage, reason: str) -> None:
         _log.warning("archiving poison message %s of %s: %s", message.msg_id, self.queue, reason)
