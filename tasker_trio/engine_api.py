@@ -27,6 +27,7 @@ from tasker_trio.orchestration.commands import InitializeTask
 from tasker_trio.orchestration.context import OrchestrationContext
 from tasker_trio.orchestration.services.operator_actions import OperatorService
 from tasker_trio.state_machine import TaskEvent, TaskState
+from tasker_trio.templates import TemplateRegistry
 from tasker_trio.worker.actor import WorkerContext
 
 SETTLED_STATES = frozenset(
@@ -86,7 +87,7 @@ class Engine:
         self._operator = OperatorService(context.store)
 
     @property
-    def templates(self) -> Any:
+    def templates(self) -> TemplateRegistry:
         """The `TemplateRegistry` of the engine."""
         return self._context.templates
 
