@@ -34,6 +34,7 @@ _DELETE = "SELECT tasker.q_delete($1, $2)"
 _ARCHIVE = "SELECT tasker.q_archive($1, $2, $3, $4)"
 _ARCHIVED = "SELECT * FROM tasker.q_archived($1)"
 _STATISTICS = "SELECT * FROM tasker.q_statistics($1, $2)"
+_NEXT_VISIBLE = "SELECT tasker.q_next_visible($1)"
 
 
 class PgmqBroker:
@@ -87,16 +88,17 @@ class PgmqBroker:
         also ends by the database's poll interval (`Database.wait_bound`).
         """
         event = self.signals.event(queue_key(queue))  # before reading: no send is missed
-        now = self.clock()
-        row = await self.db.fetchrow(
-            _STATISTICS, queue, now, where=f"inspecting {queue}", idempotent=True
+        # One index probe (the earliest `vt`), not the statistics' counts: this runs each
+        # time a consumer goes idle.
+        next_visible_at = await self.db.fetchval(
+            _NEXT_VISIBLE, queue, where=f"inspecting {queue}", idempotent=True
         )
+        now = self.clock()
         wait = self.db.wait_bound(timeout)
-        if row is not None:
-            if row["visible"] > 0:
+        if next_visible_at is not None:
+            if next_visible_at <= now:
                 return
-            if row["next_visible_at"] is not None:
-                wait = min(wait, max(row["next_visible_at"] - now, 0.0))
+            wait = min(wait, next_visible_at - now)
         with trio.move_on_after(wait):
             await event.wait()
 

@@ -9,6 +9,7 @@ import attrs
 from tasker_trio.actors import Message
 from tasker_trio.models import StepResultMessage, Task, TaskRequest
 from tasker_trio.orchestration.services.task_initialization.service import InitializationResult
+from tasker_trio.store.protocol import MessageRef
 
 
 @attrs.frozen(kw_only=True)
@@ -20,10 +21,15 @@ class InitializeTask(Message[InitializationResult]):
 
 @attrs.frozen(kw_only=True)
 class ProcessStepResults(Message[dict[str, Any]]):
-    """Process workers' result notices, all for one task, in one store operation."""
+    """Process workers' result notices, all for one task, in one store operation.
+
+    ``consumed`` are the queue messages that carried the notices (same order), deleted by
+    that store operation — or empty when the caller deletes its messages itself.
+    """
 
     task_uuid: str
     notices: tuple[StepResultMessage, ...]
+    consumed: tuple[MessageRef, ...] = ()
 
 
 @attrs.frozen(kw_only=True)

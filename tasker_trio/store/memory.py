@@ -30,9 +30,7 @@ from tasker_trio.models import (
 from tasker_trio.state_machine import StepState, TaskState
 from tasker_trio.store.memory_worker import MemoryWorkerSide
 from tasker_trio.store.plan import Plan, TaskView
-from tasker_trio.store.protocol import (
-    Planner,
-)
+from tasker_trio.store.protocol import MessageRef, Planner
 
 
 class MemoryStore(MemoryWorkerSide):
@@ -82,10 +80,14 @@ class MemoryStore(MemoryWorkerSide):
         self._commit(plan)
         return self._tasks[task.task_uuid], True
 
-    async def apply(self, task_uuid: str, planner: Planner) -> tuple[Plan, TaskView]:
-        """Run ``planner`` on the current view and apply its plan."""
+    async def apply(
+        self, task_uuid: str, planner: Planner, *, consumed: Sequence[MessageRef] = ()
+    ) -> tuple[Plan, TaskView]:
+        """Run ``planner`` on the current view, apply its plan and delete ``consumed``."""
         plan = planner(self._view(task_uuid), self.now())
         self._commit(plan)
+        for ref in consumed:
+            self.queues.delete_nowait(ref.queue, ref.msg_id)
         return plan, self._view(task_uuid)
 
     def _view(self, task_uuid: str) -> TaskView:

@@ -90,8 +90,14 @@ class Store(Protocol):
         """
         ...
 
-    async def apply(self, task_uuid: str, planner: Planner) -> tuple[Plan, TaskView]:
+    async def apply(
+        self, task_uuid: str, planner: Planner, *, consumed: Sequence[MessageRef] = ()
+    ) -> tuple[Plan, TaskView]:
         """Run ``planner`` on the task's current view under its lock and apply the plan.
+
+        ``consumed`` are the queue messages the plan processes (e.g. step result notices):
+        they are deleted in the same atomic operation — also when the plan changes nothing
+        (a duplicate) — and not at all when the planner raises or the task is unknown.
 
         Returns the plan applied and the view after it. Raises `TaskNotFound`.
         """

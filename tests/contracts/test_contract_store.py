@@ -14,6 +14,7 @@ import trio
 from trio.testing import MockClock
 
 from tasker_trio.errors import DeadLetterNotFound, InvalidTransition, StepNotFound, TaskNotFound
+from tasker_trio.messaging.protocol import QueueMessage
 from tasker_trio.models import (
     ORCHESTRATION_STEP_RESULTS,
     DeadLetterStatus,
@@ -38,6 +39,7 @@ from tests.contracts._builders import (
     planner,
     read_step_messages,
     record,
+    ref,
     run_to_complete,
     success,
 )
@@ -227,6 +229,76 @@ async def test_apply_whose_planner_raises_changes_nothing(backend: Backend) -> N
 async def test_apply_to_an_unknown_task_raises_task_not_found(backend: Backend) -> None:
     with pytest.raises(TaskNotFound):
         await backend.store.apply("no-such-task", START)
+
+
+async def _a_result_message(backend: Backend, graph: Graph) -> QueueMessage:
+    """Run step ``a`` of a started ``graph`` and read its result notice (now hidden)."""
+    store = backend.store
+    await started(backend, graph)
+    message = (await read_step_messages(backend.broker))[graph.uuid("a")]
+    outcome = await claim(store, message)
+    assert outcome.claimed is not None
+    await record(store, success(graph, "a", outcome.claimed.step.attempts), message)
+    [notice] = await backend.broker.read(RESULT_QUEUE, limit=10, visibility_timeout=30)
+    return notice
+
+
+async def _depth(backend: Backend, queue: str) -> int:
+    return (await backend.broker.queue_statistics(queue)).depth
+
+
+async def test_apply_deletes_the_messages_it_consumed_with_the_plan(backend: Backend) -> None:
+    graph = make_graph(["a", "b"], [("a", "b")])
+    notice = await _a_result_message(backend, graph)
+    assert await _depth(backend, RESULT_QUEUE) == 1
+
+    plan, view = await backend.store.apply(
+        graph.task.task_uuid, complete_and_enqueue(graph, "a", "b"), consumed=[ref(notice)]
+    )
+
+    assert view.step(graph.uuid("b")).state == StepState.ENQUEUED
+    assert [m.queue for m in plan.messages] == [WORKER_QUEUE]
+    assert await _depth(backend, RESULT_QUEUE) == 0
+    assert not await backend.broker.delete(RESULT_QUEUE, notice.msg_id)  # already gone
+    assert graph.uuid("b") in await read_step_messages(backend.broker)
+
+
+async def test_apply_deletes_consumed_messages_when_the_plan_changes_nothing(
+    backend: Backend,
+) -> None:
+    graph = make_graph(["a", "b"], [("a", "b")])
+    notice = await _a_result_message(backend, graph)
+    before = await backend.store.get_view(graph.task.task_uuid)
+
+    plan, view = await backend.store.apply(
+        graph.task.task_uuid, planner(lambda builder, view, now: None), consumed=[ref(notice)]
+    )
+
+    assert plan.is_empty
+    assert view == before
+    assert await _depth(backend, RESULT_QUEUE) == 0
+
+
+async def test_apply_whose_planner_raises_keeps_the_consumed_messages(
+    backend: Backend,
+) -> None:
+    graph = make_graph(["a", "b"], [("a", "b")])
+    notice = await _a_result_message(backend, graph)
+
+    def build(builder: PlanBuilder, view: TaskView, now: float) -> None:
+        builder.step_event(graph.uuid("a"), StepEvent.COMPLETE)
+        builder.step_event(graph.uuid("b"), StepEvent.COMPLETE)  # illegal from pending
+
+    with pytest.raises(InvalidTransition):
+        await backend.store.apply(graph.task.task_uuid, planner(build), consumed=[ref(notice)])
+    with pytest.raises(TaskNotFound):
+        await backend.store.apply("no-such-task", START, consumed=[ref(notice)])
+
+    assert await _depth(backend, RESULT_QUEUE) == 1
+    assert (await backend.store.get_step(graph.uuid("a"))).state == (
+        StepState.ENQUEUED_FOR_ORCHESTRATION
+    )
+    assert await backend.broker.delete(RESULT_QUEUE, notice.msg_id)  # still there
 
 
 # -------------------------------------------------------------------------------- claim_step

@@ -62,6 +62,35 @@ async def test_poison_result_message_is_archived_and_engine_keeps_going(
     assert task.state == TaskState.COMPLETE
 
 
+async def test_result_naming_an_unknown_step_of_a_known_task_is_archived(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """Its neighbour in the same read (a duplicate result) is consumed; it is archived."""
+    async with running_engine([simple()], {"ok": ok}) as engine:
+        broker = engine._context.broker
+        task = await run_task(engine, "simple")
+        [first, *_] = await engine.get_steps(task.task_uuid)
+        notice = {
+            "task_uuid": task.task_uuid,
+            "step_uuid": first.step_uuid,
+            "attempt": first.attempts,
+            "success": True,
+            "correlation_id": task.correlation_id,
+        }
+        unknown = {**notice, "step_uuid": "no-such-step"}
+        await broker.send(ORCHESTRATION_STEP_RESULTS, unknown)
+        await broker.send(ORCHESTRATION_STEP_RESULTS, notice)  # a duplicate
+        await trio.sleep(2)
+        archived = await broker.archived(ORCHESTRATION_STEP_RESULTS)
+        stats = await engine.statistics()
+        after = await engine.get_task(task.task_uuid)
+    assert [m.payload for m in archived] == [unknown]
+    assert "unknown step" in archived[0].reason
+    assert stats.poison_messages.get(ORCHESTRATION_STEP_RESULTS) == 1
+    assert stats.result_queue_depth == 0
+    assert after.state == TaskState.COMPLETE
+
+
 async def test_poison_worker_message_is_archived_and_engine_keeps_going(
     autojump_clock: trio.abc.Clock,
 ) -> None:

@@ -59,7 +59,7 @@ class ResultProcessorActor(Actor[OrchestrationContext]):
     @handles(ProcessStepResults)
     async def process(self, command: ProcessStepResults) -> dict[str, Any]:
         """Process one task's result notices; kick the retry timer when a retry was scheduled."""
-        outcome = await self.service.call(command.task_uuid, command.notices)
+        outcome = await self.service.call(command.task_uuid, command.notices, command.consumed)
         if outcome.get("status") == "waiting_for_retry" or outcome.get("retry_scheduled"):
             self.context.kick_retry_timer()
         return outcome

@@ -1,7 +1,8 @@
 """What each orchestration queue's consumer does with its messages: hydrate, then command.
 
 Step results are grouped by task, so the results of one task that arrive together are
-processed in one store operation (`ProcessStepResults`).
+processed in one store operation (`ProcessStepResults`), which also deletes their messages
+(all but the poison ones, which the consumer archives).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tasker_trio.orchestration.hydration import (
     hydrate_step_result,
     hydrate_task_request,
 )
+from tasker_trio.store.protocol import MessageRef
 
 
 @attrs.frozen(kw_only=True)
@@ -37,10 +39,15 @@ class QueueRoute:
 def orchestration_routes(commands: CommandProcessor) -> list[QueueRoute]:
     """The consumers of the three orchestration queues."""
 
-    async def step_results(messages: list[QueueMessage]) -> dict[int, str]:
+    async def step_results(messages: list[QueueMessage], *, consume: bool = True) -> dict[int, str]:
         notices = [hydrate_step_result(message) for message in messages]
+        consumed = tuple(MessageRef(queue=m.queue, msg_id=m.msg_id) for m in messages)
         outcome = await commands.process(
-            ProcessStepResults(task_uuid=notices[0].task_uuid, notices=tuple(notices))
+            ProcessStepResults(
+                task_uuid=notices[0].task_uuid,
+                notices=tuple(notices),
+                consumed=consumed if consume else (),
+            )
         )
         unknown = set(outcome.get("unknown_steps", ()))
         return {
@@ -50,7 +57,7 @@ def orchestration_routes(commands: CommandProcessor) -> list[QueueRoute]:
         }
 
     async def step_result(message: QueueMessage) -> None:
-        poison = await step_results([message])
+        poison = await step_results([message], consume=False)  # the consumer deletes it
         if poison:
             raise PoisonMessage(message.queue, poison[message.msg_id], msg_id=message.msg_id)
 
@@ -67,7 +74,7 @@ def orchestration_routes(commands: CommandProcessor) -> list[QueueRoute]:
         QueueRoute(
             queue=ORCHESTRATION_STEP_RESULTS,
             dispatch=step_result,
-            group=GroupDispatch(key=task_of, dispatch=step_results),
+            group=GroupDispatch(key=task_of, dispatch=step_results, consumes=True),
         ),
         QueueRoute(queue=ORCHESTRATION_TASK_REQUESTS, dispatch=task_request),
         QueueRoute(queue=ORCHESTRATION_TASK_FINALIZATIONS, dispatch=finalization),

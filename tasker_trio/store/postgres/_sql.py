@@ -10,6 +10,10 @@ from tasker_trio.state_machine import StepEvent, StepState, TaskState, transitio
 
 VIEW = "SELECT tasker.task_view($1)"
 APPLY = "SELECT tasker.apply_plan($1::jsonb)"
+DELETE_CONSUMED = """
+SELECT tasker.q_delete(c.value->>'queue', (c.value->>'msg_id')::bigint)
+FROM jsonb_array_elements($1::jsonb) c
+"""
 CREATE = "SELECT tasker.create_task($1::jsonb)"
 CLAIM = "SELECT tasker.claim_step($1::jsonb)"
 RECORD = "SELECT tasker.record_result($1::jsonb)"

@@ -118,8 +118,15 @@ class PostgresStore:
             self._fire(plan)
         return existing, created
 
-    async def apply(self, task_uuid: str, planner: Planner) -> tuple[Plan, TaskView]:
-        """Run ``planner`` on the current view and apply its plan (re-planned on a race)."""
+    async def apply(
+        self, task_uuid: str, planner: Planner, *, consumed: Sequence[MessageRef] = ()
+    ) -> tuple[Plan, TaskView]:
+        """Run ``planner`` on the current view and apply its plan (re-planned on a race).
+
+        ``consumed`` messages are deleted by the plan's transaction (``apply_plan``); when
+        the plan changes nothing, by one statement of their own.
+        """
+        refs = [{"queue": ref.queue, "msg_id": ref.msg_id} for ref in consumed]
         for _ in range(APPLY_ATTEMPTS):
             row = await self.db.fetchval(
                 sql.VIEW, task_uuid, where="reading a task", idempotent=True
@@ -130,12 +137,20 @@ class PostgresStore:
             now = self.now()
             plan = planner(view, now)
             if plan.is_empty:
+                if refs:
+                    await self.db.fetch(
+                        sql.DELETE_CONSUMED,
+                        refs,
+                        where="deleting consumed messages",
+                        idempotent=True,
+                    )
                 return plan, view
             after, changed = view_after(view, plan, now)
             payload = plan_effects(plan, after, now, self.processor_id)
             payload["version"] = row["version"]
             payload["task"] = after.task.to_json() if plan.task_changes else None
             payload["steps"] = [after.step(uuid).to_json() for uuid in changed]
+            payload["consumed"] = refs
             applied = await self.db.fetchval(
                 sql.APPLY, payload, where="applying a plan", idempotent=True
             )

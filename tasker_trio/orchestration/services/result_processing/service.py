@@ -19,30 +19,44 @@ from tasker_trio.orchestration.services.evaluation import reevaluate
 from tasker_trio.orchestration.services.result_processing.error_handling import handle_failure
 from tasker_trio.state_machine import StepEvent, StepState
 from tasker_trio.store.plan import Plan, PlanBuilder, TaskView
-from tasker_trio.store.protocol import Store
+from tasker_trio.store.protocol import MessageRef, Store
+
+
+class UnknownSteps(Exception):
+    """A strict `plan_results` planner met notices naming steps the task does not have."""
+
+    def __init__(self, step_uuids: Sequence[str]) -> None:
+        super().__init__(f"unknown steps: {', '.join(step_uuids)}")
+        self.step_uuids = frozenset(step_uuids)
 
 
 def plan_results(
-    notices: Sequence[StepResultMessage], *, rng: random.Random | None
+    notices: Sequence[StepResultMessage],
+    *,
+    rng: random.Random | None,
+    reject_unknown: bool = False,
 ) -> Callable[[TaskView, float], Plan]:
     """The planner that processes ``notices`` (all of one task) in one plan.
 
     Each notice moves its step out of ``enqueued_*_for_orchestration``; then the task is
     re-evaluated once. Batching the results of one task costs one store operation and one
     evaluation instead of one per result (a fan-out's results arrive together). Notices
-    naming a step the task does not have are listed in ``outcome["unknown_steps"]``.
+    naming a step the task does not have are listed in ``outcome["unknown_steps"]`` — or,
+    with ``reject_unknown``, make the planner raise `UnknownSteps` (so nothing is applied).
     """
 
     def planner(view: TaskView, now: float) -> Plan:
         builder = PlanBuilder(view)
-        unknown: list[str] = []
+        unknown: list[str] = [n.step_uuid for n in notices if n.step_uuid not in builder.steps]
+        if unknown and reject_unknown:
+            raise UnknownSteps(unknown)
         ignored: list[str] = []
         succeeded = retrying = changed = False
         for notice in notices:
             step = builder.steps.get(notice.step_uuid)
             if step is None:
-                unknown.append(notice.step_uuid)
-            elif step.attempts != notice.attempt:
+                continue
+            if step.attempts != notice.attempt:
                 ignored.append(f"{step.name}: superseded attempt {notice.attempt}")
             elif step.state == StepState.ENQUEUED_FOR_ORCHESTRATION:
                 builder.step_event(
@@ -70,12 +84,40 @@ class ResultProcessingService:
     store: Store
     rng: random.Random | None = attrs.field(factory=random.Random)
 
-    async def call(self, task_uuid: str, notices: Sequence[StepResultMessage]) -> dict[str, Any]:
+    async def call(
+        self,
+        task_uuid: str,
+        notices: Sequence[StepResultMessage],
+        consumed: Sequence[MessageRef] = (),
+    ) -> dict[str, Any]:
         """Process the result notices of one task; return what happened.
+
+        ``consumed`` are the queue messages that carried ``notices`` (in the same order), or
+        nothing: the store deletes them atomically with the plan — except the messages of
+        notices naming a step the task does not have, which stay in the queue for the caller
+        to archive as poison (this costs a second planning round, on that rare path only).
 
         The outcome has ``status`` (when the task was evaluated), ``enqueued``,
         ``retry_scheduled``, ``ignored`` (duplicates, superseded attempts) and
         ``unknown_steps``.
         """
-        plan, _ = await self.store.apply(task_uuid, plan_results(notices, rng=self.rng))
+        if consumed:
+            if len(consumed) != len(notices):
+                raise ValueError("consumed must pair one message with each notice")
+            try:
+                plan, _ = await self.store.apply(
+                    task_uuid,
+                    plan_results(notices, rng=self.rng, reject_unknown=True),
+                    consumed=consumed,
+                )
+                return dict(plan.outcome)
+            except UnknownSteps as exc:
+                consumed = [
+                    ref
+                    for ref, notice in zip(consumed, notices, strict=True)
+                    if notice.step_uuid not in exc.step_uuids
+                ]
+        plan, _ = await self.store.apply(
+            task_uuid, plan_results(notices, rng=self.rng), consumed=consumed
+        )
         return dict(plan.outcome)
