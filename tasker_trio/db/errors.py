@@ -35,6 +35,10 @@ class MigrationError(DatabaseError):
     """A schema migration failed or the database schema is not the one this code expects."""
 
 
+ROLLED_BACK_STATES = frozenset({"40001", "40P01"})
+"""serialization_failure and deadlock_detected: the server rolled the whole transaction back,
+so running it again is safe whatever it does."""
+
 _UNAVAILABLE_STATES = {
     "08000",  # connection_exception
     "08003",  # connection_does_not_exist
@@ -55,6 +59,8 @@ def translate(exc: BaseException, *, where: str) -> DatabaseError:
         text = f"{where}: {type(exc).__name__}: {exc}"
         if sqlstate in _UNAVAILABLE_STATES:
             return DatabaseUnavailable(text, sqlstate=sqlstate)
+        if sqlstate in ROLLED_BACK_STATES:
+            return DatabaseConflict(text, sqlstate=sqlstate)
         return DatabaseError(text, sqlstate=sqlstate)
     if isinstance(exc, (OSError, asyncpg.InterfaceError, TimeoutError, _InternalClientError)):
         # InternalClientError: a connection the server just terminated, handed out by the pool

@@ -12,6 +12,8 @@ The rule (see `Database.run`):
   archive by id with absolute values). The others (``send``, ``read``: each run adds or hides
   messages) raise `DatabaseUnavailable`, and their callers — whose loops treat a
   `BackendError` as "try again later" — decide.
+* A deadlock or serialization failure (SQLSTATE 40P01, 40001) is retried for every
+  operation: the server rolled the whole transaction back, so nothing was applied.
 * Any other server error (a constraint, a bad statement) is not retried.
 
 Retries back off exponentially with jitter and stop after the policy's ``timeout``; then the
@@ -27,7 +29,7 @@ from typing import TypeVar
 import attrs
 import trio
 
-from tasker_trio.db.errors import DatabaseError, DatabaseUnavailable
+from tasker_trio.db.errors import ROLLED_BACK_STATES, DatabaseError, DatabaseUnavailable
 
 T = TypeVar("T")
 
@@ -78,6 +80,8 @@ class Failure(Exception):
 
     def retryable(self, *, idempotent: bool) -> bool:
         """Whether another attempt is allowed (see the module's rule)."""
+        if self.error.sqlstate in ROLLED_BACK_STATES:
+            return True  # a deadlock or serialization victim: nothing was committed
         if not isinstance(self.error, DatabaseUnavailable):
             return False
         return idempotent or not self.sent

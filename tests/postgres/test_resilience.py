@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import partial
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 import trio
 
 from tasker_trio.db import Database, DatabaseUnavailable, open_database
-from tasker_trio.db.errors import DatabaseError
+from tasker_trio.db.errors import DatabaseConflict, DatabaseError, translate
 from tasker_trio.db.retry import Failure, RetryPolicy, retrying
 from tests.contracts._builders import START, make_graph
 from tests.postgres._database import open_process
@@ -147,3 +148,28 @@ async def test_only_idempotent_operations_retry_after_the_statement_was_sent() -
 
     with pytest.raises(DatabaseError, match="unique violation"):
         await retrying(refused, FAST, idempotent=True, where="op")
+
+
+async def test_deadlock_victims_are_retried_whatever_the_operation() -> None:
+    """A deadlock (or serialization) victim was rolled back whole: running it again is safe."""
+    calls = 0
+
+    async def deadlocked_once() -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            error = DatabaseConflict("op: deadlock detected", sqlstate="40P01")
+            raise Failure(error, sent=True)
+        return calls
+
+    assert await retrying(deadlocked_once, FAST, idempotent=False, where="op") == 2
+
+
+async def test_a_server_deadlock_is_translated_as_a_retryable_conflict() -> None:
+    class Deadlock(asyncpg.exceptions.DeadlockDetectedError):  # type: ignore[misc]
+        pass
+
+    error = translate(Deadlock("deadlock detected"), where="applying a plan")
+    assert isinstance(error, DatabaseConflict)
+    assert error.sqlstate == "40P01"
+    assert Failure(error, sent=True).retryable(idempotent=False)
