@@ -24,6 +24,30 @@ SHUTDOWN_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 """The signals that stop ``serve`` and ``worker`` gracefully."""
 
 
+def add_templates_argument(parser: argparse.ArgumentParser) -> None:
+    """``--templates PATH`` (repeatable): the templates of a ``serve`` or ``worker`` process."""
+    parser.add_argument(
+        "--templates",
+        action="append",
+        default=[],
+        metavar="PATH",
+        help="task template files or directories (repeatable). Templates are not stored in "
+        "the database yet: give every serve and worker process the same ones",
+    )
+
+
+def add_handlers_argument(parser: argparse.ArgumentParser) -> None:
+    """``--handlers MODULE`` (repeatable): modules imported for their handlers."""
+    parser.add_argument(
+        "--handlers",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import this module (or .py file) first, for its @step_handler registrations; "
+        "repeatable",
+    )
+
+
 def add_database_argument(parser: argparse.ArgumentParser, *, what: str) -> None:
     """``--database URL`` (else ``TASKER_DATABASE_URL``)."""
     parser.add_argument(

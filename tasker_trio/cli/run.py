@@ -28,7 +28,12 @@ from typing import Any
 import attrs
 import trio
 
-from tasker_trio.cli.common import add_database_argument, run_trio, settings_from
+from tasker_trio.cli.common import (
+    add_database_argument,
+    add_handlers_argument,
+    run_trio,
+    settings_from,
+)
 from tasker_trio.engine import open_engine
 from tasker_trio.engine_api import SETTLED_STATES, Engine
 from tasker_trio.errors import (
@@ -70,14 +75,7 @@ def register(groups: Any) -> None:
         metavar="JSON",
         help="the task context: a JSON object, or @FILE to read it from a file (default: {})",
     )
-    run.add_argument(
-        "--handlers",
-        action="append",
-        default=[],
-        metavar="MODULE",
-        help="import this module (or .py file) first, for its @step_handler registrations; "
-        "repeatable",
-    )
+    add_handlers_argument(run)
     run.add_argument(
         "--timeout",
         type=float,

@@ -18,6 +18,7 @@ from tasker_trio.backend import redact
 from tasker_trio.cli.common import (
     add_database_argument,
     add_engine_arguments,
+    add_templates_argument,
     run_trio,
     say,
     settings_from,
@@ -26,11 +27,6 @@ from tasker_trio.cli.common import (
 from tasker_trio.config import Settings
 from tasker_trio.engine import open_engine
 from tasker_trio.errors import ConfigurationError
-
-TEMPLATES_HELP = (
-    "task template files or directories (repeatable). Templates are not stored in the "
-    "database yet: give every serve and worker process the same ones"
-)
 
 
 def register(groups: Any) -> None:
@@ -46,9 +42,7 @@ def register(groups: Any) -> None:
         ),
     )
     add_database_argument(serve, what="the PostgreSQL database to orchestrate")
-    serve.add_argument(
-        "--templates", action="append", default=[], metavar="PATH", help=TEMPLATES_HELP
-    )
+    add_templates_argument(serve)
     serve.add_argument(
         "--environment", default=None, metavar="ENV", help="apply templates' overrides for ENV"
     )

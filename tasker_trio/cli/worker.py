@@ -21,13 +21,14 @@ from tasker_trio.backend import redact
 from tasker_trio.cli.common import (
     add_database_argument,
     add_engine_arguments,
+    add_handlers_argument,
+    add_templates_argument,
     run_trio,
     say,
     settings_from,
     wait_for_shutdown_signal,
 )
 from tasker_trio.cli.run import import_handlers
-from tasker_trio.cli.serve import TEMPLATES_HELP
 from tasker_trio.config import Settings
 from tasker_trio.engine import open_engine
 from tasker_trio.errors import ConfigurationError
@@ -45,9 +46,7 @@ def register(groups: Any) -> None:
         ),
     )
     add_database_argument(worker, what="the PostgreSQL database to work for")
-    worker.add_argument(
-        "--templates", action="append", default=[], metavar="PATH", help=TEMPLATES_HELP
-    )
+    add_templates_argument(worker)
     worker.add_argument(
         "--namespace",
         dest="namespaces",
@@ -57,14 +56,7 @@ def register(groups: Any) -> None:
         help="serve this namespace's queue (repeatable; default: every namespace of "
         "--templates, or $TASKER_NAMESPACES)",
     )
-    worker.add_argument(
-        "--handlers",
-        action="append",
-        default=[],
-        metavar="MODULE",
-        help="import this module (or .py file) first, for its @step_handler registrations; "
-        "repeatable",
-    )
+    add_handlers_argument(worker)
     add_engine_arguments(worker, workers=True)
     worker.set_defaults(handler=worker_command)
 
