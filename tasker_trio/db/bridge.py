@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
 from typing import Any, TypeAlias, TypeVar
@@ -26,7 +27,7 @@ import trio_asyncio  # type: ignore[import-untyped]
 from tasker_trio.db.errors import TRANSLATED, DatabaseError, translate
 from tasker_trio.db.listener import Listener
 from tasker_trio.db.retry import Failure, RetryPolicy, retrying
-from tasker_trio.db.signals import Signals, WakeupMode
+from tasker_trio.db.signals import ORIGIN_SETTING, Signals, WakeupMode
 
 _log = logging.getLogger("tasker_trio.db")
 
@@ -58,6 +59,8 @@ class Database:
         dsn: the URL it connects to.
         signals: the in-process wake-ups the listener fires (a store and a broker built on
             this database share them unless given their own, which they then `attach`).
+        origin: the id every pooled connection notifies with (setting ``tasker.origin``),
+            by which the listener knows, and skips, this database's own notifications.
         wakeups: the wake-up mode (`WakeupMode`).
         poll_interval: the longest wait when polling (`wait_bound`).
     """
@@ -72,6 +75,7 @@ class Database:
         retry: RetryPolicy,
         wakeups: WakeupMode = WakeupMode.HYBRID,
         poll_interval: float = 1.0,
+        origin: str = "",
     ) -> None:
         self._pool = pool
         self._loop = loop
@@ -84,6 +88,7 @@ class Database:
         self.poll_interval = poll_interval
         self.signals = Signals()
         self.attach(self.signals)
+        self.origin = origin
 
     @property
     def listener(self) -> Listener | None:
@@ -94,6 +99,15 @@ class Database:
         """Have notifications from other processes fire ``signals`` too."""
         if not any(known is signals for known in self._signal_sets):
             self._signal_sets.append(signals)
+
+    def fire(self, key: str) -> None:
+        """Wake this process's waiters on ``key`` after a change committed here.
+
+        Every attached `Signals` hears it, as they would hear another process's change: the
+        listener drops the notification echo of this database's own changes (`origin`).
+        """
+        for signals in self._signal_sets:
+            signals.fire(key)
 
     def signal_sets(self) -> tuple[Signals, ...]:
         """Every `Signals` a notification fires."""
@@ -215,7 +229,12 @@ async def open_database(
     """
     mode = WakeupMode(wakeups)
     enter = guard or nullcontext
-    settings = {"wakeups": mode, "poll_interval": poll_interval, "retry": retry or RetryPolicy()}
+    settings = {
+        "wakeups": mode,
+        "poll_interval": poll_interval,
+        "retry": retry or RetryPolicy(),
+        "origin": uuid.uuid4().hex,
+    }
     try:
         async with (
             trio_asyncio.open_loop() as loop,
@@ -234,7 +253,12 @@ async def open_database(
                 yield db
                 return
             listener = Listener(
-                dsn, loop, db.signal_sets, policy=RetryPolicy(max_backoff=1.0), guard=enter
+                dsn,
+                loop,
+                db.signal_sets,
+                policy=RetryPolicy(max_backoff=1.0),
+                guard=enter,
+                origin=db.origin,
             )
             async with trio.open_nursery() as nursery:
                 db._listener = await nursery.start(listener.run)
@@ -284,6 +308,8 @@ async def _pool(
                 min_size=min_size,
                 max_size=max_size,
                 init=_init_connection,
+                # Read by `tasker.notify`: this database's notifications carry its origin.
+                server_settings={ORIGIN_SETTING: settings["origin"]},
                 # asyncpg's default reset sends RESET ALL / UNLISTEN / unlock-all on every
                 # release: one more round trip per operation. Pooled connections keep no
                 # session state here (the listener has its own connection; migrations release

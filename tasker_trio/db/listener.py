@@ -26,7 +26,7 @@ import trio_asyncio  # type: ignore[import-untyped]  # no py.typed, no stubs
 
 from tasker_trio.db.errors import TRANSLATED, DatabaseError, translate
 from tasker_trio.db.retry import RetryPolicy
-from tasker_trio.db.signals import CHANNEL_KEYS, Signals
+from tasker_trio.db.signals import CHANNEL_KEYS, Signals, parse_payload
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ class Listener:
         policy: RetryPolicy,
         guard: Callable[[], AbstractContextManager[object]] = nullcontext,
         connect_timeout: float = 10.0,
+        origin: str = "",
     ) -> None:
         self._dsn = dsn
         self._loop = loop
@@ -67,6 +68,7 @@ class Listener:
         self._policy = policy
         self._guard = guard
         self._connect_timeout = connect_timeout
+        self._origin = origin
         self._connected = False
         self._notifications = 0
         self._reconnects = 0
@@ -149,7 +151,10 @@ class Listener:
         if key_of is None:
             return
         self._notifications += 1
-        key = key_of(payload)
+        name, origin = parse_payload(payload)
+        if origin and origin == self._origin:
+            return  # this process's own change: its waiters were woken when it committed
+        key = key_of(name)
         for signals in self._targets():
             signals.fire(key)
 

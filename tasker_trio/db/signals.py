@@ -72,3 +72,12 @@ TASKS_CHANNEL = "tasker_tasks"
 
 CHANNEL_KEYS = {QUEUES_CHANNEL: queue_key, TASKS_CHANNEL: task_key}
 """Each channel, and the signal key its payload names."""
+
+ORIGIN_SETTING = "tasker.origin"
+"""The connection setting `tasker.notify` appends to a payload: ``<name>|<origin>``."""
+
+
+def parse_payload(payload: str) -> tuple[str, str]:
+    """A notification's (name, origin); origin is ``""`` when a tool without one sent it."""
+    name, sep, origin = payload.rpartition("|")
+    return (name, origin) if sep else (payload, "")

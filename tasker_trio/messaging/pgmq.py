@@ -57,7 +57,7 @@ class PgmqBroker:
         msg_id = await self.db.fetchval(
             _SEND, queue, payload, self.clock(), delay, where=f"sending to {queue}"
         )
-        self.signals.fire(queue_key(queue))
+        self.db.fire(queue_key(queue))
         return int(msg_id)
 
     async def read(

@@ -6,11 +6,13 @@ signals), so only PostgreSQL connects it to "process A". Real time, short timeou
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 
 import trio
 
 from tasker_trio.db import Database
+from tasker_trio.db.signals import queue_key
 from tasker_trio.messaging.pgmq import PgmqBroker
 from tasker_trio.store.postgres import PostgresStore
 from tests.contracts._builders import START, make_graph, planner
@@ -110,6 +112,52 @@ async def test_event_mode_waits_for_the_notification_not_the_poll_interval(
             await trio.sleep(0.3)  # several poll intervals: the waiter still waits
             await b.broker.send(QUEUE, PAYLOAD)
         assert 0.3 <= trio.current_time() - start < PROMPT
+
+
+async def test_the_echo_of_this_process_s_own_send_wakes_nobody(database: Database) -> None:
+    # This process woke its waiters itself when its send committed; the notification that
+    # comes back later through the LISTEN connection must not wake waiters that started
+    # after the send (they would return before a delayed message is visible). Sent with
+    # raw SQL, so only the notification could fire the event.
+    assert database.listener is not None
+    event = database.signals.event(queue_key(QUEUE))
+    before = database.listener.statistics().notifications
+    await database.fetchval(
+        "SELECT tasker.q_send($1, $2::jsonb, 0, 0)", QUEUE, PAYLOAD, where="sending raw"
+    )
+    await _until(lambda: database.listener.statistics().notifications > before)
+    assert not event.is_set()
+
+    async with open_process(database.dsn) as b:  # the same send from another process wakes
+        await b.broker.send(QUEUE, PAYLOAD)
+        await _until(event.is_set)
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    """Poll ``condition`` (a listener's counter has no event to wait on) for `PROMPT` s."""
+    for _ in range(int(PROMPT / 0.01)):
+        if condition():
+            return
+        await trio.sleep(0.01)
+    raise AssertionError(f"not within {PROMPT} s: {condition}")
+
+
+async def test_a_notification_without_an_origin_wakes_every_waiter(database: Database) -> None:
+    # psql or another tool: `tasker.notify` from a connection without `tasker.origin`.
+    broker = PgmqBroker(database)
+    await broker.send(QUEUE, PAYLOAD)
+    await broker.read(QUEUE, limit=1, visibility_timeout=60)
+    async with open_process(database.dsn) as tool:
+        start = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(partial(broker.wait_for_messages, QUEUE, timeout=LONG))
+            await trio.sleep(0.2)
+            await tool.db.fetchval(
+                "SELECT set_config('tasker.origin', '', true), tasker.notify('tasker_queues', $1)",
+                QUEUE,
+                where="notifying like a tool",
+            )
+        assert trio.current_time() - start < PROMPT
 
 
 def _nothing(*_: object) -> None:

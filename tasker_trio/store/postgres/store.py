@@ -163,9 +163,9 @@ class PostgresStore:
 
     def _fire(self, plan: Plan) -> None:
         for message in plan.messages:
-            self.signals.fire(queue_key(message.queue))
+            self.db.fire(queue_key(message.queue))
         if plan.task_changes:
-            self.signals.fire(task_key(plan.task_uuid))
+            self.db.fire(task_key(plan.task_uuid))
 
     # ------------------------------------------------------------------ worker-side operations
 
@@ -280,7 +280,7 @@ class PostgresStore:
             sql.RECORD, payload, where="recording a step result", idempotent=True
         )
         if outcome["accepted"]:
-            self.signals.fire(queue_key(result_queue))
+            self.db.fire(queue_key(result_queue))
         return RecordOutcome(accepted=bool(outcome["accepted"]), reason=outcome.get("reason"))
 
     # ------------------------------------------------------------------ queries
