@@ -160,7 +160,9 @@ _BENCH_OWN: contextvars.ContextVar[bool] = contextvars.ContextVar("bench_own", d
 
 
 def _is_queue_read(label: str) -> bool:
-    return label.startswith(("reading orchestration_", "reading worker_"))
+    return label.startswith(
+        ("reading orchestration_", "reading worker_", "reading and claiming from ")
+    )
 
 
 def install_counter() -> RoundTrips:

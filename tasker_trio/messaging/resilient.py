@@ -9,6 +9,8 @@ become visible again after their visibility timeout.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
+from typing import Protocol
 
 import trio
 
@@ -18,12 +20,31 @@ from tasker_trio.messaging.protocol import Broker, QueueMessage
 _log = logging.getLogger("tasker_trio.messaging")
 
 
+class Read(Protocol):
+    """`Broker.read`, or a read that brings more along (`Store.read_for_processing`)."""
+
+    def __call__(
+        self, queue: str, *, limit: int, visibility_timeout: float
+    ) -> Awaitable[list[QueueMessage]]: ...
+
+
 async def read_or_pause(
-    broker: Broker, queue: str, *, limit: int, visibility_timeout: float, pause: float
+    broker: Broker,
+    queue: str,
+    *,
+    limit: int,
+    visibility_timeout: float,
+    pause: float,
+    read: Read | None = None,
 ) -> list[QueueMessage]:
-    """Read up to ``limit`` messages; on a `BackendError`, log, sleep ``pause``, return []."""
+    """Read up to ``limit`` messages; on a `BackendError`, log, sleep ``pause``, return [].
+
+    ``read`` replaces ``broker.read``.
+    """
     try:
-        return await broker.read(queue, limit=limit, visibility_timeout=visibility_timeout)
+        return await (read or broker.read)(
+            queue, limit=limit, visibility_timeout=visibility_timeout
+        )
     except BackendError as exc:
         _log.warning("reading %s failed (%s); reading again in %gs", queue, exc, pause)
         await trio.sleep(pause)

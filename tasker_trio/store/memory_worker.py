@@ -13,19 +13,28 @@ from typing import Any
 
 import attrs
 
+from tasker_trio.errors import MalformedData
 from tasker_trio.messaging.memory import MemoryQueues
+from tasker_trio.messaging.protocol import QueueMessage
 from tasker_trio.models import (
     ORCHESTRATION_STEP_RESULTS,
     EntityKind,
     StepError,
     StepExecutionResult,
+    StepMessage,
     StepResultMessage,
     Task,
     WorkflowStep,
 )
 from tasker_trio.state_machine import StepEvent, StepFacts, StepState, transition
 from tasker_trio.store.plan import TaskView
-from tasker_trio.store.protocol import ClaimedStep, ClaimOutcome, MessageRef, RecordOutcome
+from tasker_trio.store.protocol import (
+    ClaimedStep,
+    ClaimOutcome,
+    MessageRef,
+    QueuedClaim,
+    RecordOutcome,
+)
 
 
 class MemoryWorkerSide:
@@ -55,10 +64,51 @@ class MemoryWorkerSide:
     ) -> None:
         raise NotImplementedError
 
+    async def claim_from_queue(
+        self,
+        queue: str,
+        *,
+        limit: int,
+        visibility_timeout: float,
+        lease_seconds: float,
+        worker_id: str,
+    ) -> list[QueuedClaim]:
+        """Read worker-queue messages and claim their steps (atomic: no await in between)."""
+        messages = await self.queues.read(queue, limit=limit, visibility_timeout=visibility_timeout)
+        claims: list[QueuedClaim] = []
+        for message in messages:
+            try:
+                step_message = StepMessage.from_json(message.payload)
+            except MalformedData:
+                claims.append(QueuedClaim(message=message, outcome=None))
+                continue
+            ref = MessageRef(queue=queue, msg_id=message.msg_id)
+            outcome = self._claim(
+                step_message.step_uuid,
+                lease_seconds=lease_seconds,
+                worker_id=worker_id,
+                message=ref,
+            )
+            claims.append(QueuedClaim(message=message, outcome=outcome))
+        return claims
+
+    async def read_for_processing(
+        self, queue: str, *, limit: int, visibility_timeout: float
+    ) -> list[QueueMessage]:
+        """The queue's messages (nothing to read ahead in memory)."""
+        return await self.queues.read(queue, limit=limit, visibility_timeout=visibility_timeout)
+
     async def claim_step(
         self, step_uuid: str, *, lease_seconds: float, worker_id: str, message: MessageRef
     ) -> ClaimOutcome:
         """Claim (``enqueued``) or reclaim (``in_progress`` with an expired lease) a step."""
+        return self._claim(
+            step_uuid, lease_seconds=lease_seconds, worker_id=worker_id, message=message
+        )
+
+    def _claim(
+        self, step_uuid: str, *, lease_seconds: float, worker_id: str, message: MessageRef
+    ) -> ClaimOutcome:
         step = self._steps.get(step_uuid)
         if step is None:
             return ClaimOutcome(reason="unknown_step")

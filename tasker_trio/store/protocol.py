@@ -14,6 +14,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from tasker_trio.messaging.protocol import QueueMessage
 from tasker_trio.models import (
     DeadLetterEntry,
     StepEdge,
@@ -58,6 +59,18 @@ class ClaimOutcome:
 
     claimed: ClaimedStep | None = None
     reason: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class QueuedClaim:
+    """A worker-queue message read by `Store.claim_from_queue`, and its step's claim.
+
+    ``outcome`` is None when the message is not a step message: the worker hydrates it,
+    which names what is wrong, and archives it as poison.
+    """
+
+    message: QueueMessage
+    outcome: ClaimOutcome | None
 
 
 @attrs.frozen(kw_only=True)
@@ -107,6 +120,34 @@ class Store(Protocol):
         self, step_uuid: str, *, lease_seconds: float, worker_id: str, message: MessageRef
     ) -> ClaimOutcome:
         """Claim an enqueued step (or reclaim one whose lease expired) for a worker."""
+        ...
+
+    async def claim_from_queue(
+        self,
+        queue: str,
+        *,
+        limit: int,
+        visibility_timeout: float,
+        lease_seconds: float,
+        worker_id: str,
+    ) -> list[QueuedClaim]:
+        """Read up to ``limit`` messages of a worker queue and claim each one's step.
+
+        The same as `Broker.read` followed by `claim_step` for every message that is a step
+        message, in one atomic operation where the backend can (one round trip in
+        PostgreSQL). Oldest message first.
+        """
+        ...
+
+    async def read_for_processing(
+        self, queue: str, *, limit: int, visibility_timeout: float
+    ) -> list[QueueMessage]:
+        """`Broker.read` for an orchestration consumer whose messages name a task.
+
+        A backend may read each message's task with it, so that the `apply` that processes
+        the message needs no read of its own (PostgreSQL); `apply` still re-reads and
+        re-plans when the task changed since.
+        """
         ...
 
     async def extend_lease(self, step_uuid: str, attempt: int, *, lease_seconds: float) -> bool:

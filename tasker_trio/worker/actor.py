@@ -1,8 +1,10 @@
 """The worker: a `WorkerActor` that runs steps, fed by one poller per namespace queue.
 
 The poller reads only as many messages as the worker has free slots (its concurrency), so a
-busy worker leaves messages for others; the actor runs each message in a handler task:
-hydrate, claim, execute, record the result (which deletes the message, atomically).
+busy worker leaves messages for others. It reads and claims together
+(`Store.claim_from_queue`: one round trip in PostgreSQL); the actor runs each claimed step
+in a handler task and records the result (which deletes the message, atomically). A
+message that is not a step message is archived as poison.
 """
 
 from __future__ import annotations
@@ -14,12 +16,12 @@ import attrs
 import trio
 
 from tasker_trio.actors import Actor, Message, handles
-from tasker_trio.errors import PoisonMessage
+from tasker_trio.errors import BackendError, PoisonMessage
 from tasker_trio.messaging.protocol import Broker, QueueMessage
-from tasker_trio.messaging.resilient import read_or_pause, wait_or_pause
+from tasker_trio.messaging.resilient import wait_or_pause
 from tasker_trio.models import ORCHESTRATION_STEP_RESULTS
 from tasker_trio.orchestration.hydration import hydrate_step
-from tasker_trio.store.protocol import MessageRef, Store
+from tasker_trio.store.protocol import ClaimOutcome, MessageRef, QueuedClaim, Store
 from tasker_trio.worker.executor import ExecutionSettings, execute
 from tasker_trio.worker.handlers import HandlerResolver
 from tasker_trio.worker.leases import RunningStep
@@ -63,9 +65,14 @@ class WorkerContext:
 
 @attrs.frozen(kw_only=True)
 class ExecuteStep(Message[None]):
-    """Run the step a worker-queue message names (its slot is already taken)."""
+    """Run the step a worker-queue message names (its slot is already taken).
+
+    ``outcome`` is the claim made when the message was read (`Store.claim_from_queue`);
+    None when the message is not a step message.
+    """
 
     message: QueueMessage
+    outcome: ClaimOutcome | None
 
 
 class WorkerActor(Actor[WorkerContext]):
@@ -75,38 +82,41 @@ class WorkerActor(Actor[WorkerContext]):
 
     @handles(ExecuteStep)
     async def execute_step(self, command: ExecuteStep) -> None:
-        """Claim and run one step, then record its result; always frees the slot."""
+        """Run one claimed step, then record its result; always frees the slot."""
         try:
-            await self._run(command.message)
+            await self._run(command.message, command.outcome)
         finally:
             self.context.slots.release()
 
-    async def _run(self, message: QueueMessage) -> None:
+    async def _run(self, message: QueueMessage, outcome: ClaimOutcome | None) -> None:
         ctx = self.context
-        try:
-            step_message = hydrate_step(message)
-        except PoisonMessage as exc:
-            await ctx.broker.archive(message.queue, message.msg_id, reason=exc.reason)
-            ctx.poisoned += 1
-            return
         ref = MessageRef(queue=message.queue, msg_id=message.msg_id)
-        claim = await ctx.store.claim_step(
-            step_message.step_uuid,
-            lease_seconds=ctx.settings.visibility_timeout,
-            worker_id=ctx.settings.worker_id,
-            message=ref,
-        )
-        if claim.claimed is None:
-            if claim.reason == "unknown_step":
+        if outcome is None:
+            try:
+                step_message = hydrate_step(message)
+            except PoisonMessage as exc:
+                await ctx.broker.archive(message.queue, message.msg_id, reason=exc.reason)
+                ctx.poisoned += 1
+                return
+            # A step message after all (the store's check is stricter): claim it now.
+            outcome = await ctx.store.claim_step(
+                step_message.step_uuid,
+                lease_seconds=ctx.settings.visibility_timeout,
+                worker_id=ctx.settings.worker_id,
+                message=ref,
+            )
+        if outcome.claimed is None:
+            if outcome.reason == "unknown_step":
                 await ctx.broker.archive(message.queue, message.msg_id, reason="unknown step")
                 ctx.poisoned += 1
             return
-        running = RunningStep(claimed=claim.claimed, message=ref, scope=trio.CancelScope())
-        ctx.running[step_message.step_uuid] = running
+        step_uuid = outcome.claimed.step.step_uuid
+        running = RunningStep(claimed=outcome.claimed, message=ref, scope=trio.CancelScope())
+        ctx.running[step_uuid] = running
         try:
             result = await execute(running, resolver=ctx.resolver, settings=ctx.settings)
         finally:
-            ctx.running.pop(step_message.step_uuid, None)
+            ctx.running.pop(step_uuid, None)
         await ctx.store.record_result(result, message=ref, result_queue=ORCHESTRATION_STEP_RESULTS)
         ctx.executed += 1
 
@@ -143,16 +153,30 @@ async def poll_queue(
             except trio.WouldBlock:
                 break
             taken += 1
-        messages = await read_or_pause(
-            broker,
-            queue,
-            limit=taken,
-            visibility_timeout=context.settings.visibility_timeout,
-            pause=min(poll_interval, 1.0),
-        )
-        for _ in range(taken - len(messages)):
+        claims = await _claim_or_pause(context, queue, taken, pause=min(poll_interval, 1.0))
+        for _ in range(taken - len(claims)):
             context.slots.release()
-        for message in messages:
-            await actor.tell(ExecuteStep(message=message))
-        if not messages:
+        for claim in claims:
+            await actor.tell(ExecuteStep(message=claim.message, outcome=claim.outcome))
+        if len(claims) < taken:
+            # Drained when read: wait (at once done if a message is visible by now) rather
+            # than read again, which would come back empty as a rule.
             await wait_or_pause(broker, queue, timeout=poll_interval)
+
+
+async def _claim_or_pause(
+    context: WorkerContext, queue: str, limit: int, *, pause: float
+) -> list[QueuedClaim]:
+    """Read and claim up to ``limit`` steps; on a `BackendError`, log, pause, return []."""
+    try:
+        return await context.store.claim_from_queue(
+            queue,
+            limit=limit,
+            visibility_timeout=context.settings.visibility_timeout,
+            lease_seconds=context.settings.visibility_timeout,
+            worker_id=context.settings.worker_id,
+        )
+    except BackendError as exc:
+        _log.warning("reading %s failed (%s); reading again in %gs", queue, exc, pause)
+        await trio.sleep(pause)
+        return []

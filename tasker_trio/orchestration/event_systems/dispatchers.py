@@ -34,6 +34,8 @@ class QueueRoute:
     queue: str
     dispatch: Dispatch
     group: GroupDispatch | None = None
+    read_ahead: bool = False
+    """Read with `Store.read_for_processing` (its messages' tasks come along)."""
 
 
 def orchestration_routes(commands: CommandProcessor) -> list[QueueRoute]:
@@ -75,6 +77,7 @@ def orchestration_routes(commands: CommandProcessor) -> list[QueueRoute]:
             queue=ORCHESTRATION_STEP_RESULTS,
             dispatch=step_result,
             group=GroupDispatch(key=task_of, dispatch=step_results, consumes=True),
+            read_ahead=True,
         ),
         QueueRoute(queue=ORCHESTRATION_TASK_REQUESTS, dispatch=task_request),
         QueueRoute(queue=ORCHESTRATION_TASK_FINALIZATIONS, dispatch=finalization),

@@ -23,7 +23,7 @@ import trio
 
 from tasker_trio.errors import BackendError, PoisonMessage, TaskerError
 from tasker_trio.messaging.protocol import Broker, QueueMessage
-from tasker_trio.messaging.resilient import read_or_pause, wait_or_pause
+from tasker_trio.messaging.resilient import Read, read_or_pause, wait_or_pause
 
 _log = logging.getLogger("tasker_trio.orchestration.consumer")
 
@@ -66,7 +66,11 @@ class _Unit:
 
 
 class QueueConsumer:
-    """Consume one queue with ``dispatch`` (which raises `PoisonMessage` for bad input)."""
+    """Consume one queue with ``dispatch`` (which raises `PoisonMessage` for bad input).
+
+    ``read`` replaces ``broker.read`` (e.g. `Store.read_for_processing`, which reads the
+    tasks the messages name along with them).
+    """
 
     def __init__(
         self,
@@ -77,8 +81,10 @@ class QueueConsumer:
         *,
         on_poison: Callable[[str, str], None],
         group: GroupDispatch | None = None,
+        read: Read | None = None,
     ) -> None:
         self.broker = broker
+        self.read = read
         self.queue = queue
         self.dispatch = dispatch
         self.settings = settings
@@ -97,21 +103,23 @@ class QueueConsumer:
                     limit=self.settings.batch_size,
                     visibility_timeout=self.settings.visibility_timeout,
                     pause=min(self.settings.poll_interval, 1.0),
+                    read=self.read,
                 )
-                if not messages:
-                    await wait_or_pause(
-                        self.broker, self.queue, timeout=self.settings.poll_interval
-                    )
-                    continue
                 units = self._units(messages)
                 if len(units) == 1:
                     # The common case when idle: handle it here, sparing a task spawn.
                     await self._limiter.acquire()
                     await self._handle(units[0])
-                    continue
-                for unit in units:
-                    await self._limiter.acquire()
-                    nursery.start_soon(self._handle, unit)
+                else:
+                    for unit in units:
+                        await self._limiter.acquire()
+                        nursery.start_soon(self._handle, unit)
+                if len(messages) < self.settings.batch_size:
+                    # The queue was drained when read: rather than read it again (empty, as
+                    # a rule), wait — which returns at once if a message is visible by now.
+                    await wait_or_pause(
+                        self.broker, self.queue, timeout=self.settings.poll_interval
+                    )
 
     def _units(self, messages: list[QueueMessage]) -> list[_Unit]:
         """The work of one read: groups of messages sharing a key, and single messages."""

@@ -34,6 +34,7 @@ from tasker_trio.db.bridge import Database
 from tasker_trio.db.errors import DatabaseConflict, DatabaseError
 from tasker_trio.db.signals import Signals, queue_key, task_key
 from tasker_trio.errors import DeadLetterNotFound, StepNotFound, TaskNotFound
+from tasker_trio.messaging.protocol import QueueMessage
 from tasker_trio.models import (
     ORCHESTRATION_STEP_RESULTS,
     DeadLetterEntry,
@@ -49,11 +50,13 @@ from tasker_trio.state_machine import StepEvent, StepState, TaskState
 from tasker_trio.store.plan import Plan, TaskView
 from tasker_trio.store.postgres import _sql as sql
 from tasker_trio.store.postgres._plans import plan_effects, view_after, view_from_row
+from tasker_trio.store.postgres._reads import MessageKey, ViewCache, queue_message
 from tasker_trio.store.protocol import (
     ClaimedStep,
     ClaimOutcome,
     MessageRef,
     Planner,
+    QueuedClaim,
     RecordOutcome,
 )
 
@@ -82,6 +85,7 @@ class PostgresStore:
         db.attach(self.signals)  # other processes' task changes wake these waiters too
         self.clock = clock
         self.processor_id = processor_id or default_processor_id()
+        self._views = ViewCache()
 
     def now(self) -> float:
         """The store's clock (wall-clock seconds unless another clock was given)."""
@@ -127,8 +131,9 @@ class PostgresStore:
         the plan changes nothing, by one statement of their own.
         """
         refs = [{"queue": ref.queue, "msg_id": ref.msg_id} for ref in consumed]
+        consumed_ids = [(ref.queue, ref.msg_id) for ref in consumed]
         for _ in range(APPLY_ATTEMPTS):
-            row = await self.db.fetchval(
+            row = self._views.take(task_uuid, consumed_ids) or await self.db.fetchval(
                 sql.VIEW, task_uuid, where="reading a task", idempotent=True
             )
             if row is None:
@@ -169,18 +174,12 @@ class PostgresStore:
 
     # ------------------------------------------------------------------ worker-side operations
 
-    async def claim_step(
-        self, step_uuid: str, *, lease_seconds: float, worker_id: str, message: MessageRef
-    ) -> ClaimOutcome:
-        """Claim (``enqueued``) or reclaim (``in_progress`` with an expired lease) a step."""
-        now = self.now()
-        payload = {
-            "step_uuid": step_uuid,
-            "now": now,
+    def _claim_payload(self, *, lease_seconds: float, worker_id: str, queue: str) -> dict[str, Any]:
+        return {
+            "now": self.now(),
             "lease": lease_seconds,
             "worker_id": worker_id,
-            "queue": message.queue,
-            "msg_id": message.msg_id,
+            "queue": queue,
             "processor_id": self.processor_id,
             "claimable_state": str(StepState.ENQUEUED),
             "in_progress_state": str(StepState.IN_PROGRESS),
@@ -188,9 +187,82 @@ class PostgresStore:
             "event": str(StepEvent.START),
             "satisfied_states": sql.SATISFIED,
         }
+
+    async def claim_step(
+        self, step_uuid: str, *, lease_seconds: float, worker_id: str, message: MessageRef
+    ) -> ClaimOutcome:
+        """Claim (``enqueued``) or reclaim (``in_progress`` with an expired lease) a step."""
+        payload = self._claim_payload(
+            lease_seconds=lease_seconds, worker_id=worker_id, queue=message.queue
+        )
+        payload["step_uuid"] = step_uuid
+        payload["msg_id"] = message.msg_id
         outcome = await self.db.fetchval(
             sql.CLAIM, payload, where="claiming a step", idempotent=True
         )
+        return await self._claim_outcome(outcome, step_uuid, message, payload["now"])
+
+    async def claim_from_queue(
+        self,
+        queue: str,
+        *,
+        limit: int,
+        visibility_timeout: float,
+        lease_seconds: float,
+        worker_id: str,
+    ) -> list[QueuedClaim]:
+        """Read a worker queue's messages and claim their steps: one statement.
+
+        Not retried once sent (like a read: running it twice would hide more messages); a
+        lost answer leaves claimed steps whose messages turn visible again and are reclaimed
+        when their lease expires.
+        """
+        payload = self._claim_payload(lease_seconds=lease_seconds, worker_id=worker_id, queue=queue)
+        payload["qty"] = limit
+        payload["vt"] = visibility_timeout
+        rows = await self.db.fetch(
+            sql.CLAIM_FROM_QUEUE, payload, where=f"reading and claiming from {queue}"
+        )
+        claims: list[QueuedClaim] = []
+        for row in rows:
+            message = queue_message(queue, row)
+            if row["claim"] is None:
+                claims.append(QueuedClaim(message=message, outcome=None))
+                continue
+            ref = MessageRef(queue=queue, msg_id=message.msg_id)
+            step_uuid = str(message.payload["step_uuid"])
+            outcome = await self._claim_outcome(row["claim"], step_uuid, ref, payload["now"])
+            claims.append(QueuedClaim(message=message, outcome=outcome))
+        return claims
+
+    async def read_for_processing(
+        self, queue: str, *, limit: int, visibility_timeout: float
+    ) -> list[QueueMessage]:
+        """Read ``queue`` with the task view of each message's task (kept for `apply`)."""
+        rows = await self.db.fetch(
+            sql.READ_WITH_VIEWS,
+            queue,
+            limit,
+            visibility_timeout,
+            self.now(),
+            where=f"reading {queue}",
+        )
+        messages = [queue_message(queue, row) for row in rows]
+        # task uuid -> its view (on the task's first message) and its messages
+        views: dict[str, tuple[dict[str, Any] | None, set[MessageKey]]] = {}
+        for row, message in zip(rows, messages, strict=True):
+            task_uuid = message.payload.get("task_uuid")
+            if isinstance(task_uuid, str):
+                view, ids = views.get(task_uuid, (None, set()))
+                views[task_uuid] = (row["view"] or view, ids | {(queue, message.msg_id)})
+        for task_uuid, (view, ids) in views.items():
+            if view is not None:
+                self._views.put(task_uuid, view, frozenset(ids))
+        return messages
+
+    async def _claim_outcome(
+        self, outcome: dict[str, Any], step_uuid: str, message: MessageRef, now: float
+    ) -> ClaimOutcome:
         reason = outcome.get("reason")
         if reason == "lease_expired_on_last_attempt":
             await self._fail_expired_lease(outcome, step_uuid, message, now)
