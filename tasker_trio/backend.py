@@ -13,12 +13,18 @@ backend always runs on the Trio clock; PostgreSQL defaults to wall-clock time, w
 process on every machine agrees on (a per-process Trio clock does not). Tests under
 `trio.testing.MockClock` pass ``clock=trio.current_time`` and a database guard that holds the
 mock clock still while the database works.
+
+Templates live with the backend too: in memory an engine knows the templates it was given;
+on PostgreSQL it registers them in the database and then knows every registered template
+(`register_and_load`), and its workers serve the registered namespaces when told nothing else
+(`served_namespaces`).
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from typing import Literal
 
@@ -35,13 +41,29 @@ from tasker_trio.messaging.pgmq import PgmqBroker
 from tasker_trio.messaging.protocol import Broker
 from tasker_trio.store.memory import MemoryStore
 from tasker_trio.store.postgres import PostgresStore
+from tasker_trio.store.postgres.templates import (
+    load_registry,
+    register_templates,
+    registered_namespaces,
+    registrant,
+)
 from tasker_trio.store.protocol import Store
+from tasker_trio.templates import TaskTemplate, TemplateRegistry
+
+_log = logging.getLogger("tasker_trio.backend")
 
 WAKEUP_MODES = ("hybrid", "event", "poll")
 """How a process learns of other processes' changes (see `tasker_trio.db.open_database`)."""
 
 Clock = Callable[[], float]
 """Seconds, as the store's ``now()`` reports them."""
+
+TEMPLATE_REFRESH_INTERVAL = 30.0
+"""Seconds between two looks for newly registered templates (`refresh_templates`).
+
+A request naming an unknown template refreshes at once; this bounds how long requests that
+name no version keep getting the previous latest version after a newer one is registered.
+"""
 
 
 @attrs.frozen(kw_only=True)
@@ -157,6 +179,63 @@ async def check_schema_current(db: Database) -> None:
             f"the database schema at {url} is newer than this code (it has migration(s) "
             f"{', '.join(map(str, unknown))}); upgrade tasker_trio"
         )
+
+
+async def register_and_load(
+    db: Database, given: list[TaskTemplate], *, environment: str | None, processor_id: str
+) -> TemplateRegistry:
+    """Register ``given`` in the database, then load every registered template.
+
+    The registry refreshes from the database (``environment`` overrides applied).
+
+    Raises:
+        TemplateVersionConflict: a given template differs from the registered one of its
+            namespace, name and version.
+    """
+    await register_templates(db, given, registered_by=registrant(f"engine {processor_id}"))
+    return await load_registry(db, environment=environment)
+
+
+async def served_namespaces(
+    backend: Backend, namespaces: Iterable[str] | None, given: list[TaskTemplate]
+) -> list[str]:
+    """The workers' namespaces: as given, else the templates', else the database's."""
+    if namespaces is not None:
+        return sorted(set(namespaces))
+    if given or backend.database is None:
+        return sorted({template.namespace_name for template in given})
+    return await registered_namespaces(backend.database)
+
+
+async def refresh_templates(
+    registry: TemplateRegistry, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+) -> None:
+    """Add newly registered templates every `TEMPLATE_REFRESH_INTERVAL` s, until cancelled.
+
+    A failed look is logged and tried again at the next interval.
+    """
+    task_status.started()
+    while True:
+        await trio.sleep(TEMPLATE_REFRESH_INTERVAL)
+        try:
+            added = await registry.refresh()
+        except Exception:
+            _log.exception("looking for newly registered task templates failed")
+        else:
+            if added:
+                _log.info("loaded %d newly registered task template(s)", added)
+
+
+def no_namespaces(backend: Backend) -> str:
+    """Why a workers-only engine has nothing to serve, and what to do about it."""
+    if backend.database is None:
+        return "a workers-only engine needs the namespaces to serve: give namespaces= or templates"
+    url = redact(backend.database.dsn)
+    return (
+        f"a workers-only engine needs the namespaces to serve, and no template is registered "
+        f"in {url} yet: give namespaces= (worker --namespace NS), or register templates first "
+        f"(python -m tasker_trio templates register PATH --database {url})"
+    )
 
 
 _HINTS = {

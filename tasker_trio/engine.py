@@ -7,6 +7,12 @@ cancelled (their messages stay in the queue and are reclaimed after their visibi
 timeout), then event systems, then the actors, and the database closes last. A process may
 run orchestration only (``workers=False``) or workers only (``orchestration=False``); they
 then coordinate through the database.
+
+Templates: in memory, the engine knows the templates it was given. On PostgreSQL it first
+registers them in the database (`tasker_trio.store.postgres.templates`; a registered version
+never changes), then works with every registered template — its own and those any other
+process registered — and picks up templates registered later when a request names one it
+does not know yet, and every `tasker_trio.backend.TEMPLATE_REFRESH_INTERVAL` seconds.
 """
 
 from __future__ import annotations
@@ -22,7 +28,13 @@ from pathlib import Path
 import trio
 
 from tasker_trio.actors import ActorRegistry, open_registry
-from tasker_trio.backend import open_backend
+from tasker_trio.backend import (
+    no_namespaces,
+    open_backend,
+    refresh_templates,
+    register_and_load,
+    served_namespaces,
+)
 from tasker_trio.db import Database
 from tasker_trio.db.bridge import Guard
 from tasker_trio.engine_api import Engine
@@ -47,18 +59,37 @@ from tasker_trio.worker.leases import keep_leases
 TemplateSource = TaskTemplate | str | os.PathLike[str]
 
 
+def gather_templates(
+    templates: Iterable[TemplateSource] | TemplateSource,
+) -> list[TaskTemplate]:
+    """The templates ``templates`` stands for: `TaskTemplate` objects, files, or directories.
+
+    Raises:
+        TemplateError: a file does not load.
+    """
+    if isinstance(templates, TaskTemplate | str | os.PathLike):
+        templates = [templates]
+    gathered: list[TaskTemplate] = []
+    for source in templates:
+        gathered.extend(
+            [source] if isinstance(source, TaskTemplate) else load_templates(Path(source))
+        )
+    return gathered
+
+
 def build_registry(
     templates: Iterable[TemplateSource] | TemplateSource, *, environment: str | None = None
 ) -> TemplateRegistry:
-    """A registry of ``templates``: `TaskTemplate` objects, files, or directories."""
-    if isinstance(templates, TaskTemplate | str | os.PathLike):
-        templates = [templates]
-    registry = TemplateRegistry()
-    for source in templates:
-        loaded = [source] if isinstance(source, TaskTemplate) else load_templates(Path(source))
-        for template in loaded:
-            registry.register(template.for_environment(environment) if environment else template)
-    return registry
+    """A registry of ``templates``: `TaskTemplate` objects, files, or directories.
+
+    Raises:
+        TemplateError: a file does not load.
+        DuplicateTemplate: two different templates share a namespace, name and version.
+    """
+    return TemplateRegistry.from_templates(
+        template.for_environment(environment) if environment else template
+        for template in gather_templates(templates)
+    )
 
 
 @asynccontextmanager
@@ -96,7 +127,8 @@ async def open_engine(
         orchestration: run orchestration (task requests, results, retries, finalization,
             staleness) in this process; ``False`` for a workers-only process.
         workers: run workers in this process; ``False`` for an orchestration-only process.
-        namespaces: the namespaces the workers serve (default: every template's).
+        namespaces: the namespaces the workers serve (default: every given template's; on
+            PostgreSQL without templates, every namespace registered in the database).
         worker_concurrency: how many steps the workers run at once.
         visibility_timeout: seconds a claimed step stays hidden without renewal (a worker
             that dies is recovered after this).
@@ -124,19 +156,19 @@ async def open_engine(
             (it says to run ``python -m tasker_trio db migrate``).
         DatabaseUnavailable: the database cannot be opened (unreachable, credentials,
             no such database).
-        TemplateError: a template does not load.
+        TemplateError: a template does not load. (On PostgreSQL, a registered template
+            this code finds invalid is logged and left out.)
+        TemplateVersionConflict: on PostgreSQL, a given template differs from the one
+            registered under its namespace, name and version (change its version).
     """
     if worker_concurrency < 1:
         raise ConfigurationError(f"worker_concurrency must be at least 1, got {worker_concurrency}")
     if not (orchestration or workers):
         raise ConfigurationError("an engine runs orchestration, workers, or both; not neither")
-    registry = build_registry(templates, environment=environment)
-    served = sorted(set(namespaces) if namespaces is not None else registry.namespaces())
-    if workers and not orchestration and not served:
-        raise ConfigurationError(
-            "a workers-only engine needs the namespaces to serve: give namespaces= or templates"
-        )
+    given = gather_templates(templates)
+    registry = build_registry(given, environment=environment)  # duplicates fail before I/O
     settings = ConsumerSettings(visibility_timeout=visibility_timeout, poll_interval=poll_interval)
+    processor_id = f"orchestrator-{uuid.uuid4().hex[:8]}"
     async with AsyncExitStack() as stack:
         # First in, last out: everything below uses the backend until it has stopped.
         backend = await stack.enter_async_context(
@@ -148,9 +180,16 @@ async def open_engine(
                 wakeups=wakeups,
                 poll_interval=poll_interval,
                 migrate_schema=migrate,
-                processor_id=f"orchestrator-{uuid.uuid4().hex[:8]}",
+                processor_id=processor_id,
             )
         )
+        if backend.database is not None:
+            registry = await register_and_load(
+                backend.database, given, environment=environment, processor_id=processor_id
+            )
+        served = await served_namespaces(backend, namespaces, given)
+        if workers and not orchestration and not served:
+            raise ConfigurationError(no_namespaces(backend))
         context = OrchestrationContext(
             store=backend.store,
             broker=backend.broker,
@@ -174,6 +213,8 @@ async def open_engine(
                 staleness=staleness,
                 staleness_interval=staleness_interval,
             )
+            if registry.source is not None:
+                await events.start(refresh_templates, registry)
         worker: WorkerContext | None = None
         worker_registry: ActorRegistry[WorkerContext] | None = None
         if workers:

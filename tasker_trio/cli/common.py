@@ -1,8 +1,9 @@
-"""What the engine commands (``run``, ``serve``, ``worker``, ``db``) share.
+"""What the engine commands (``run``, ``serve``, ``worker``, ``db``, ``tasks``...) share.
 
-The database and engine options and how they become `Settings`; running a Trio main so that
-a `TaskerError` — even one that crossed a nursery — reaches the user as one clear line; and
-running until Ctrl-C or SIGTERM, then shutting down gracefully.
+The database and engine options and how they become `Settings`; opening the database of a
+short-lived command (`open_client`); running a Trio main so that a `TaskerError` — even one
+that crossed a nursery — reaches the user as one clear line; and running until Ctrl-C or
+SIGTERM, then shutting down gracefully.
 """
 
 from __future__ import annotations
@@ -10,11 +11,14 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterable
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
 import trio
 
+from tasker_trio.backend import Backend, open_backend
 from tasker_trio.config import DATABASE_ENV, Settings
 from tasker_trio.errors import ConfigurationError, TaskerError
 
@@ -31,8 +35,9 @@ def add_templates_argument(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="PATH",
-        help="task template files or directories (repeatable). Templates are not stored in "
-        "the database yet: give every serve and worker process the same ones",
+        help="task template files or directories (repeatable); they are registered in the "
+        "database on start, beside those registered already (default: only the registered "
+        "ones)",
     )
 
 
@@ -109,6 +114,20 @@ def settings_from(args: argparse.Namespace, *, database_required: bool) -> Setti
             f"this command needs a PostgreSQL database: give --database URL or set {DATABASE_ENV}"
         )
     return settings
+
+
+@asynccontextmanager
+async def open_client(url: str, *, wakeups: str = "poll") -> AsyncIterator[Backend]:
+    """The backend of a short-lived command on ``url``: two connections, schema checked.
+
+    Raises:
+        DatabaseUnavailable: the database cannot be opened (the message says what to fix).
+        ConfigurationError: its schema is not the one this code expects (run ``db migrate``).
+    """
+    async with open_backend(
+        url, pool_size=2, wakeups=wakeups, processor_id=f"cli-{uuid.uuid4().hex[:8]}"
+    ) as backend:
+        yield backend
 
 
 def run_trio(main: Callable[..., Awaitable[T]], *args: Any) -> T:

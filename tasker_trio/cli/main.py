@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from tasker_trio import __version__
-from tasker_trio.cli import db, run, serve, templates, worker
+from tasker_trio.cli import db, run, serve, tasks, templates, worker
 from tasker_trio.errors import TaskerError
 
 
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.register(groups)
     db.register(groups)
     templates.register(groups)
+    tasks.register(groups)
     return parser
 
 

@@ -2,10 +2,11 @@
 
 The process takes task requests from the ``orchestration_task_requests`` queue, processes
 step results, wakes retries, finalizes tasks and sweeps stale ones; it runs no handlers
-(start ``worker`` processes for that). Templates are not stored in the database yet, so
-every ``serve`` process loads them with ``--templates``. On SIGINT or SIGTERM it stops
-taking messages and shuts down in order; whatever it was processing stays queued for the
-next orchestrator.
+(start ``worker`` processes for that). It serves every template registered in the database
+(``templates register``, or any engine's ``--templates``), its own ``--templates`` included,
+and finds templates registered after it started. On SIGINT or SIGTERM it stops taking
+messages and shuts down in order; whatever it was processing stays queued for the next
+orchestrator.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from tasker_trio.cli.common import (
 )
 from tasker_trio.config import Settings
 from tasker_trio.engine import open_engine
-from tasker_trio.errors import ConfigurationError
 
 
 def register(groups: Any) -> None:
@@ -37,8 +37,8 @@ def register(groups: Any) -> None:
         description=(
             "Run orchestration (task requests, step results, retries, finalization, "
             "staleness) on a PostgreSQL database until Ctrl-C or SIGTERM; run handlers in "
-            "`worker` processes. Templates are not yet stored in the database, so each "
-            "process loads them with --templates."
+            "`worker` processes. It serves every template registered in the database, "
+            "and registers its --templates there first."
         ),
     )
     add_database_argument(serve, what="the PostgreSQL database to orchestrate")
@@ -56,11 +56,6 @@ def register(groups: Any) -> None:
 def serve_command(args: argparse.Namespace) -> int:
     """Run orchestration until a shutdown signal; exit code 0 after a clean shutdown."""
     settings = settings_from(args, database_required=True)
-    if not args.templates:
-        raise ConfigurationError(
-            "serve needs the task templates (--templates PATH): they are not stored in the "
-            "database yet"
-        )
     return run_trio(serve, settings, list(args.templates), args.environment, args.migrate)
 
 
@@ -74,10 +69,17 @@ async def serve(
     async with open_engine(
         templates, workers=False, environment=environment, migrate=migrate, **options
     ) as engine:
-        names = ", ".join(t.identifier for t in engine.templates.list()) or "none"
+        url = redact(settings.database_url or "")
+        names = ", ".join(t.identifier for t in engine.templates.list())
+        if not names:
+            say(
+                f"no task templates are registered in {url} yet: register them with "
+                f"`python -m tasker_trio templates register PATH --database {url}`; this "
+                "process finds them when a request names them"
+            )
         say(
-            f"serving orchestration on {redact(settings.database_url or '')} "
-            f"(templates: {names}); Ctrl-C or SIGTERM to stop"
+            f"serving orchestration on {url} (templates: {names or 'none yet'}); "
+            "Ctrl-C or SIGTERM to stop"
         )
         signum = await wait_for_shutdown_signal()
         say(f"{signal.Signals(signum).name}: shutting down")

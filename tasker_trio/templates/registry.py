@@ -1,5 +1,10 @@
 """`TemplateRegistry`: the loaded templates, by (namespace, name, version), with "latest" lookup.
 
+A registry may have a `TemplateProvider` behind it (the PostgreSQL backend's registered
+templates): `TemplateRegistry.refresh` then adds the templates the source has gained since,
+which task initialization does before it gives up on an unknown template. Without a source,
+``refresh`` does nothing (the memory backend knows every template from the start).
+
 "Latest" is by semantic-version precedence, not by string or registration order:
 ``1.10.0`` is newer than ``1.9.0`` and ``2.0.0-rc.1`` older than ``2.0.0``. Versions that
 differ only in build metadata (``1.0.0+a``, ``1.0.0+b``) have equal precedence; the larger
@@ -9,7 +14,8 @@ string wins between them, so the answer never depends on registration order.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
+from typing import Protocol
 
 from tasker_trio.errors import DuplicateTemplate, UnknownTemplate
 from tasker_trio.templates.loader import StrPath, load_templates
@@ -20,12 +26,20 @@ TemplateKey = tuple[str, str, str]
 """``(namespace_name, name, version)``."""
 
 
+class TemplateProvider(Protocol):
+    """Where a registry finds templates registered after it was built (see `refresh`)."""
+
+    async def load(self, *, exclude: Collection[TemplateKey] = ()) -> builtins.list[TaskTemplate]:
+        """Every template the source holds, except those whose key is in ``exclude``."""
+        ...
+
+
 def _version_order(template: TaskTemplate) -> tuple[SemVer, str]:
     return (SemVer.parse(template.version), template.version)
 
 
 class TemplateRegistry:
-    """The templates an engine knows. Every method is synchronous and never blocks.
+    """The templates an engine knows. Every method but `refresh` is synchronous and never blocks.
 
     Example:
         >>> registry = TemplateRegistry.from_paths(["examples/templates"])
@@ -33,8 +47,33 @@ class TemplateRegistry:
         '1.0.0'
     """
 
-    def __init__(self) -> None:
+    def __init__(self, source: TemplateProvider | None = None) -> None:
         self._templates: dict[TemplateKey, TaskTemplate] = {}
+        self._source = source
+
+    @property
+    def source(self) -> TemplateProvider | None:
+        """Where `refresh` looks for new templates (None: nowhere)."""
+        return self._source
+
+    async def refresh(self) -> int:
+        """Add the templates the source holds and this registry lacks; return how many.
+
+        Templates already here are kept as they are (a registered version never changes).
+        Without a source this returns 0 at once.
+
+        Raises:
+            TaskerError: whatever the source raises (e.g. `DatabaseUnavailable`, or a
+                `TemplateError` for a stored template this code finds invalid).
+        """
+        if self._source is None:
+            return 0
+        added = 0
+        for template in await self._source.load(exclude=set(self._templates)):
+            if template.key not in self._templates:  # a concurrent refresh may have added it
+                self._templates[template.key] = template
+                added += 1
+        return added
 
     @classmethod
     def from_templates(cls, templates: Iterable[TaskTemplate]) -> TemplateRegistry:

@@ -89,3 +89,31 @@ def test_graph_of_a_missing_file_is_a_clear_error(
     assert err.startswith("error: ")
     assert "nope.yaml" in err
     assert "Traceback" not in err
+
+
+def test_help_lists_the_tasks_group(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert "tasks" in capsys.readouterr().out
+    assert main(["tasks"]) == 2
+    err = capsys.readouterr().err
+    assert "submit" in err
+    assert "show" in err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["templates", "register", str(EXAMPLES / "linear.yaml")],
+        ["templates", "list"],
+        ["tasks", "submit", "examples", "linear_workflow"],
+        ["tasks", "show", "5ed6b514-0000-4000-8000-000000000000"],
+    ],
+)
+def test_database_commands_need_a_database(
+    args: list[str], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TASKER_DATABASE_URL", raising=False)
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: this command needs a PostgreSQL database: give --database URL")

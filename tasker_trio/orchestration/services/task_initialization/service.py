@@ -1,9 +1,11 @@
 """The task initialization service: a request -> a task whose first steps are enqueued.
 
-Template lookup and the context check happen before anything is written; then one atomic
-store operation creates the task, its steps and edges, moves it ``pending -> initializing``
-and evaluates it (enqueueing the root steps with their messages). A request whose identity
-matches an existing task creates nothing and returns that task with ``created=False``.
+Template lookup (refreshing the registry once from its source on a miss: another process may
+have registered the template after this one started) and the context check happen before
+anything is written; then one atomic store operation creates the task, its steps and edges,
+moves it ``pending -> initializing`` and evaluates it (enqueueing the root steps with their
+messages). A request whose identity matches an existing task creates nothing and returns
+that task with ``created=False``.
 """
 
 from __future__ import annotations
@@ -54,7 +56,7 @@ class TaskInitializationService:
             UnknownTemplate, InvalidContext, InvalidTaskRequest: the request is not usable;
                 nothing was created.
         """
-        template = load_for_request(self.registry, request)
+        template = await load_for_request(self.registry, request)
         task, steps, edges = build_workflow(template, request, now=self.store.now())
         stored, created = await self.store.create_task(
             task, steps, edges, planner=plan_initialization
