@@ -26,10 +26,13 @@ import trio_asyncio  # type: ignore[import-untyped]
 
 from tasker_trio.db.errors import TRANSLATED, DatabaseError, translate
 from tasker_trio.db.listener import Listener
+from tasker_trio.db.publisher import NOTIFY_MODE_SETTING, Publisher
 from tasker_trio.db.retry import Failure, RetryPolicy, retrying
 from tasker_trio.db.signals import ORIGIN_SETTING, Signals, WakeupMode
 
 _log = logging.getLogger("tasker_trio.db")
+
+_NOTIFY = "SELECT pg_notify(c, p || $3) FROM unnest($1::text[], $2::text[]) AS n(c, p)"
 
 T = TypeVar("T")
 
@@ -89,6 +92,7 @@ class Database:
         self.signals = Signals()
         self.attach(self.signals)
         self.origin = origin
+        self.publisher = Publisher(self._notify)
 
     @property
     def listener(self) -> Listener | None:
@@ -103,11 +107,24 @@ class Database:
     def fire(self, key: str) -> None:
         """Wake this process's waiters on ``key`` after a change committed here.
 
-        Every attached `Signals` hears it, as they would hear another process's change: the
-        listener drops the notification echo of this database's own changes (`origin`).
+        Every attached `Signals` hears it, as they would hear another process's change;
+        other processes hear it from the `publisher` (the listener drops the echo of this
+        database's own notifications by their `origin`).
         """
         for signals in self._signal_sets:
             signals.fire(key)
+        self.publisher.add(key)
+
+    async def _notify(self, channels: list[str], payloads: list[str]) -> None:
+        """Send this database's deferred notifications (see `tasker_trio.db.publisher`)."""
+        await self.fetch(
+            _NOTIFY,
+            channels,
+            payloads,
+            f"|{self.origin}" if self.origin else "",
+            where="notifying other processes",
+            idempotent=True,  # a notification twice only wakes waiters twice
+        )
 
     def signal_sets(self) -> tuple[Signals, ...]:
         """Every `Signals` a notification fires."""
@@ -248,24 +265,26 @@ async def open_database(
                 grace=close_grace,
                 settings=settings,
             ) as db,
+            trio.open_nursery() as nursery,
         ):
-            if mode is WakeupMode.POLL:
-                yield db
-                return
-            listener = Listener(
-                dsn,
-                loop,
-                db.signal_sets,
-                policy=RetryPolicy(max_backoff=1.0),
-                guard=enter,
-                origin=db.origin,
-            )
-            async with trio.open_nursery() as nursery:
+            await nursery.start(db.publisher.run)
+            if mode is not WakeupMode.POLL:
+                listener = Listener(
+                    dsn,
+                    loop,
+                    db.signal_sets,
+                    policy=RetryPolicy(max_backoff=1.0),
+                    guard=enter,
+                    origin=db.origin,
+                )
                 db._listener = await nursery.start(listener.run)
-                try:
-                    yield db
-                finally:
-                    nursery.cancel_scope.cancel()
+            try:
+                yield db
+            finally:
+                # What this process committed last must still reach the others.
+                with trio.move_on_after(close_grace, shield=True):
+                    await db.publisher.flush()
+                nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         # The loop runs in a nursery, which wraps whatever crosses it in a group; a single
         # error (a failed connect, or the block's own) is re-raised as itself.
@@ -308,8 +327,12 @@ async def _pool(
                 min_size=min_size,
                 max_size=max_size,
                 init=_init_connection,
-                # Read by `tasker.notify`: this database's notifications carry its origin.
-                server_settings={ORIGIN_SETTING: settings["origin"]},
+                # Read by `tasker.notify`: this database's notifications carry its origin,
+                # and are sent after the commit by its `publisher`, not by the statements.
+                server_settings={
+                    ORIGIN_SETTING: settings["origin"],
+                    NOTIFY_MODE_SETTING: "deferred",
+                },
                 # asyncpg's default reset sends RESET ALL / UNLISTEN / unlock-all on every
                 # release: one more round trip per operation. Pooled connections keep no
                 # session state here (the listener has its own connection; migrations release

@@ -73,6 +73,16 @@ TASKS_CHANNEL = "tasker_tasks"
 CHANNEL_KEYS = {QUEUES_CHANNEL: queue_key, TASKS_CHANNEL: task_key}
 """Each channel, and the signal key its payload names."""
 
+
+def channel_of(key: str) -> tuple[str, str]:
+    """The NOTIFY channel and payload that announce ``key`` to other processes."""
+    for channel, key_of in CHANNEL_KEYS.items():
+        prefix = key_of("")
+        if key.startswith(prefix):
+            return channel, key[len(prefix) :]
+    raise ValueError(f"no notification channel announces {key!r}")
+
+
 ORIGIN_SETTING = "tasker.origin"
 """The connection setting `tasker.notify` appends to a payload: ``<name>|<origin>``."""
 

@@ -114,16 +114,21 @@ async def test_event_mode_waits_for_the_notification_not_the_poll_interval(
         assert 0.3 <= trio.current_time() - start < PROMPT
 
 
-async def test_the_echo_of_this_process_s_own_send_wakes_nobody(database: Database) -> None:
-    # This process woke its waiters itself when its send committed; the notification that
-    # comes back later through the LISTEN connection must not wake waiters that started
-    # after the send (they would return before a delayed message is visible). Sent with
-    # raw SQL, so only the notification could fire the event.
+async def test_the_echo_of_this_process_s_own_notification_wakes_nobody(
+    database: Database,
+) -> None:
+    # This process woke its waiters itself when its change committed; the notification
+    # its publisher sends for the other processes comes back through the LISTEN connection
+    # and must not wake waiters that started since (they would return before a delayed
+    # message is visible). Sent with raw SQL, so only the notification could fire the event.
     assert database.listener is not None
     event = database.signals.event(queue_key(QUEUE))
     before = database.listener.statistics().notifications
     await database.fetchval(
-        "SELECT tasker.q_send($1, $2::jsonb, 0, 0)", QUEUE, PAYLOAD, where="sending raw"
+        "SELECT pg_notify('tasker_queues', $1 || '|' || $2)",
+        QUEUE,
+        database.origin,
+        where="notifying raw",
     )
     await _until(lambda: database.listener.statistics().notifications > before)
     assert not event.is_set()
@@ -131,6 +136,35 @@ async def test_the_echo_of_this_process_s_own_send_wakes_nobody(database: Databa
     async with open_process(database.dsn) as b:  # the same send from another process wakes
         await b.broker.send(QUEUE, PAYLOAD)
         await _until(event.is_set)
+
+
+async def test_a_send_notifies_after_its_commit_not_inside_it(database: Database) -> None:
+    # NOTIFY inside a transaction serialises its commit with every other notifying
+    # commit; the statements leave it to the publisher, one batch per burst of commits.
+    broker = PgmqBroker(database)
+    sent, batches = database.publisher.sent, database.publisher.batches
+    async with trio.open_nursery() as nursery:
+        for i in range(20):
+            nursery.start_soon(partial(broker.send, f"{QUEUE}_{i % 3}", PAYLOAD))
+    await _until(lambda: database.publisher.sent >= sent + 3)
+    assert database.publisher.batches - batches < 20  # coalesced
+    inline = await database.fetchval(
+        "SELECT current_setting('tasker.notify', true)", where="reading the notify mode"
+    )
+    assert inline == "deferred"
+
+    # On such a connection the SQL functions do not notify; elsewhere they still do.
+    async with open_process(database.dsn) as b:
+        assert b.db.listener is not None
+        heard = b.db.listener.statistics().notifications
+        await database.fetchval("SELECT tasker.notify('tasker_queues', 'x')", where="inline")
+        await trio.sleep(0.3)
+        assert b.db.listener.statistics().notifications == heard
+        await database.fetchval(
+            "SELECT set_config('tasker.notify', '', true), tasker.notify('tasker_queues', 'x')",
+            where="inline, as a tool",
+        )
+        await _until(lambda: b.db.listener.statistics().notifications > heard)
 
 
 async def _until(condition: Callable[[], bool]) -> None:
@@ -143,7 +177,8 @@ async def _until(condition: Callable[[], bool]) -> None:
 
 
 async def test_a_notification_without_an_origin_wakes_every_waiter(database: Database) -> None:
-    # psql or another tool: `tasker.notify` from a connection without `tasker.origin`.
+    # psql or another tool: `tasker.notify` on a connection without tasker_trio's settings
+    # notifies inline, with the bare queue name.
     broker = PgmqBroker(database)
     await broker.send(QUEUE, PAYLOAD)
     await broker.read(QUEUE, limit=1, visibility_timeout=60)
@@ -153,7 +188,9 @@ async def test_a_notification_without_an_origin_wakes_every_waiter(database: Dat
             nursery.start_soon(partial(broker.wait_for_messages, QUEUE, timeout=LONG))
             await trio.sleep(0.2)
             await tool.db.fetchval(
-                "SELECT set_config('tasker.origin', '', true), tasker.notify('tasker_queues', $1)",
+                "SELECT set_config('tasker.origin', '', true),"
+                " set_config('tasker.notify', '', true),"
+                " tasker.notify('tasker_queues', $1)",
                 QUEUE,
                 where="notifying like a tool",
             )
