@@ -304,8 +304,9 @@ class Driver(Protocol):
 class EngineDriver:
     """Submits and waits through an engine that runs orchestration in this process."""
 
-    def __init__(self, engine: tasker_trio.Engine) -> None:
+    def __init__(self, engine: tasker_trio.Engine, *, submitters: int = 1) -> None:
         self.engine = engine
+        self.submitters = submitters
 
     async def _wait(self, task_uuid: str, seconds: float) -> Any:
         # The engine's orchestration runs in its own Trio tasks; only this task's reads
@@ -326,9 +327,16 @@ class EngineDriver:
 
     async def many(self, shape: str, n: int) -> float:
         started = time.perf_counter()
-        uuids = [
-            (await self.engine.submit(NAMESPACE, shape, {"batch": i})).task_uuid for i in range(n)
-        ]
+        uuids: list[str] = [""] * n
+
+        async def submitter(first: int) -> None:
+            for i in range(first, n, self.submitters):
+                uuids[i] = (await self.engine.submit(NAMESPACE, shape, {"batch": i})).task_uuid
+
+        # Like an application's request handlers: several submit at once.
+        async with trio.open_nursery() as nursery:
+            for first in range(min(self.submitters, n)):
+                nursery.start_soon(submitter, first)
         for task_uuid in uuids:
             task = await self._wait(task_uuid, 300)
             if task.state != tasker_trio.TaskState.COMPLETE:
@@ -592,7 +600,7 @@ async def run_one_process(url: str, args: argparse.Namespace) -> dict[str, Any]:
         ) as engine,
     ):
         meter = Meter({"process": mine}, stats_db, args.settle)
-        report = await run_workloads(EngineDriver(engine), meter, args)
+        report = await run_workloads(EngineDriver(engine, submitters=args.submitters), meter, args)
     report["processes"] = {"engine (orchestration + workers)": 1}
     return report
 
@@ -728,7 +736,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         async with tasker_trio.open_engine(
             templates(), handlers={"bench": handler}, worker_concurrency=args.concurrency
         ) as engine:
-            one = await run_workloads(EngineDriver(engine), Meter({}, None, 0), args)
+            one = await run_workloads(
+                EngineDriver(engine, submitters=args.submitters), Meter({}, None, 0), args
+            )
         report["one_process"] = one
         report["targets"] = {"one_process": targets(one, "memory")}
         return report
@@ -760,6 +770,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--tasks", type=int, default=500)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--submitters",
+        type=int,
+        default=8,
+        help="tasks submitted at once in the throughput workload (one process; default 8)",
+    )
     parser.add_argument("--pool-size", type=int, default=10)
     parser.add_argument("--workers", type=int, default=1, help="worker processes (multi)")
     parser.add_argument("--orchestrators", type=int, default=1, help="serve processes (multi)")
