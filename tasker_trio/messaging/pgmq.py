@@ -37,6 +37,18 @@ _STATISTICS = "SELECT * FROM tasker.q_statistics($1, $2)"
 _NEXT_VISIBLE = "SELECT tasker.q_next_visible($1)"
 
 
+def queue_message(queue: str, row: Any) -> QueueMessage:
+    """A `QueueMessage` of a row shaped like ``tasker.q_read``'s."""
+    return QueueMessage(
+        queue=queue,
+        msg_id=row["msg_id"],
+        read_ct=row["read_ct"],
+        enqueued_at=row["enqueued_at"],
+        visible_at=row["visible_at"],
+        payload=row["message"],
+    )
+
+
 class PgmqBroker:
     """Implements `Broker` on PGMQ; pairs with a `PostgresStore` over the same database."""
 
@@ -68,15 +80,7 @@ class PgmqBroker:
             _READ, queue, limit, visibility_timeout, self.clock(), where=f"reading {queue}"
         )
         return [
-            QueueMessage(
-                queue=queue,
-                msg_id=row["msg_id"],
-                read_ct=row["read_ct"],
-                enqueued_at=row["enqueued_at"],
-                visible_at=row["visible_at"],
-                payload=row["message"],
-            )
-            for row in sorted(rows, key=lambda row: int(row["msg_id"]))
+            queue_message(queue, row) for row in sorted(rows, key=lambda row: int(row["msg_id"]))
         ]
 
     # A timeout parameter, not a cancel scope: the protocol mirrors server-side waits.

@@ -1,9 +1,4 @@
-"""Reads that carry what processing them needs: claims for workers, task views for results.
-
-`tasker.claim_from_queue` and `tasker.read_with_views` (migration 0007) return PGMQ rows
-with one more column; this module turns those rows into `QueueMessage`s, claims and a small
-cache of read-ahead task views.
-"""
+"""The read-ahead task views of `PostgresStore.read_for_processing` (migration 0007)."""
 
 from __future__ import annotations
 
@@ -11,25 +6,11 @@ from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
 
-from tasker_trio.messaging.protocol import QueueMessage
-
 MessageKey = tuple[str, int]
 """A message's (queue, msg_id)."""
 
 VIEW_CACHE_SIZE = 1024
 """Read-ahead views kept at most (the oldest go first; a view is used once)."""
-
-
-def queue_message(queue: str, row: Any) -> QueueMessage:
-    """A `QueueMessage` of a ``tasker.q_read``-shaped row."""
-    return QueueMessage(
-        queue=queue,
-        msg_id=row["msg_id"],
-        read_ct=row["read_ct"],
-        enqueued_at=row["enqueued_at"],
-        visible_at=row["visible_at"],
-        payload=row["message"],
-    )
 
 
 class ViewCache:

@@ -1,0 +1,227 @@
+"""The worker side of the PostgreSQL store: reads that claim, leases and fenced results.
+
+A mixin of `PostgresStore` (kept apart so each module reads in one sitting); the read-ahead
+of `read_for_processing` lives here too, beside the other fused read. Each operation is one
+statement (see `tasker_trio.store.postgres.store` for the retry rules).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tasker_trio.db.bridge import Database
+from tasker_trio.db.signals import queue_key
+from tasker_trio.messaging.pgmq import queue_message
+from tasker_trio.messaging.protocol import QueueMessage
+from tasker_trio.models import (
+    ORCHESTRATION_STEP_RESULTS,
+    StepError,
+    StepExecutionResult,
+    StepResultMessage,
+    Task,
+    WorkflowStep,
+)
+from tasker_trio.state_machine import StepEvent, StepState
+from tasker_trio.store.postgres import _sql as sql
+from tasker_trio.store.postgres._reads import MessageKey, ViewCache
+from tasker_trio.store.protocol import (
+    ClaimedStep,
+    ClaimOutcome,
+    MessageRef,
+    QueuedClaim,
+    RecordOutcome,
+)
+
+
+class PostgresWorkerSide:
+    """Claim, extend, record and read-ahead operations of `PostgresStore`."""
+
+    db: Database
+    clock: Callable[[], float]
+    processor_id: str
+    _views: ViewCache
+
+    def now(self) -> float:  # provided by PostgresStore
+        raise NotImplementedError
+
+    def _claim_payload(self, *, lease_seconds: float, worker_id: str, queue: str) -> dict[str, Any]:
+        return {
+            "now": self.now(),
+            "lease": lease_seconds,
+            "worker_id": worker_id,
+            "queue": queue,
+            "processor_id": self.processor_id,
+            "claimable_state": str(StepState.ENQUEUED),
+            "in_progress_state": str(StepState.IN_PROGRESS),
+            "target_state": str(sql.CLAIMED),
+            "event": str(StepEvent.START),
+            "satisfied_states": sql.SATISFIED,
+        }
+
+    async def claim_step(
+        self, step_uuid: str, *, lease_seconds: float, worker_id: str, message: MessageRef
+    ) -> ClaimOutcome:
+        """Claim (``enqueued``) or reclaim (``in_progress`` with an expired lease) a step."""
+        payload = self._claim_payload(
+            lease_seconds=lease_seconds, worker_id=worker_id, queue=message.queue
+        )
+        payload["step_uuid"] = step_uuid
+        payload["msg_id"] = message.msg_id
+        outcome = await self.db.fetchval(
+            sql.CLAIM, payload, where="claiming a step", idempotent=True
+        )
+        return await self._claim_outcome(outcome, step_uuid, message, payload["now"])
+
+    async def claim_from_queue(
+        self,
+        queue: str,
+        *,
+        limit: int,
+        visibility_timeout: float,
+        lease_seconds: float,
+        worker_id: str,
+    ) -> list[QueuedClaim]:
+        """Read a worker queue's messages and claim their steps: one statement.
+
+        Not retried once sent (like a read: running it twice would hide more messages); a
+        lost answer leaves claimed steps whose messages turn visible again and are reclaimed
+        when their lease expires.
+        """
+        payload = self._claim_payload(lease_seconds=lease_seconds, worker_id=worker_id, queue=queue)
+        payload["qty"] = limit
+        payload["vt"] = visibility_timeout
+        rows = await self.db.fetch(
+            sql.CLAIM_FROM_QUEUE, payload, where=f"reading and claiming from {queue}"
+        )
+        claims: list[QueuedClaim] = []
+        for row in rows:
+            message = queue_message(queue, row)
+            if row["claim"] is None:
+                claims.append(QueuedClaim(message=message, outcome=None))
+                continue
+            ref = MessageRef(queue=queue, msg_id=message.msg_id)
+            step_uuid = str(message.payload["step_uuid"])
+            outcome = await self._claim_outcome(row["claim"], step_uuid, ref, payload["now"])
+            claims.append(QueuedClaim(message=message, outcome=outcome))
+        return claims
+
+    async def read_for_processing(
+        self, queue: str, *, limit: int, visibility_timeout: float
+    ) -> list[QueueMessage]:
+        """Read ``queue`` with the task view of each message's task (kept for `apply`)."""
+        rows = await self.db.fetch(
+            sql.READ_WITH_VIEWS,
+            queue,
+            limit,
+            visibility_timeout,
+            self.now(),
+            where=f"reading {queue}",
+        )
+        messages = [queue_message(queue, row) for row in rows]
+        # task uuid -> its view (on the task's first message) and its messages
+        views: dict[str, tuple[dict[str, Any] | None, set[MessageKey]]] = {}
+        for row, message in zip(rows, messages, strict=True):
+            task_uuid = message.payload.get("task_uuid")
+            if isinstance(task_uuid, str):
+                view, ids = views.get(task_uuid, (None, set()))
+                views[task_uuid] = (row["view"] or view, ids | {(queue, message.msg_id)})
+        for task_uuid, (view, ids) in views.items():
+            if view is not None:
+                self._views.put(task_uuid, view, frozenset(ids))
+        return messages
+
+    async def _claim_outcome(
+        self, outcome: dict[str, Any], step_uuid: str, message: MessageRef, now: float
+    ) -> ClaimOutcome:
+        reason = outcome.get("reason")
+        if reason == "lease_expired_on_last_attempt":
+            await self._fail_expired_lease(outcome, step_uuid, message, now)
+            return ClaimOutcome(reason="exhausted")
+        if reason is not None:
+            return ClaimOutcome(reason=str(reason))
+        claimed = ClaimedStep(
+            step=WorkflowStep.from_json(outcome["step"]),
+            task=Task.from_json(outcome["task"]),
+            dependency_results=outcome["dependency_results"],
+        )
+        return ClaimOutcome(claimed=claimed)
+
+    async def _fail_expired_lease(
+        self, outcome: dict[str, Any], step_uuid: str, message: MessageRef, now: float
+    ) -> None:
+        attempts = int(outcome["attempts"])
+        error = StepError(
+            error_type="LeaseExpired",
+            message=f"the worker running attempt {attempts} stopped renewing its lease "
+            "and no attempt is left",
+            retryable=False,
+            attempt=attempts,
+        )
+        result = StepExecutionResult.failed(
+            task_uuid=str(outcome["task_uuid"]), step_uuid=step_uuid, error=error, completed_at=now
+        )
+        # Fenced like any result, and only while the lease is still expired: a racing
+        # claimer or a worker that renewed in between makes this a no-op.
+        await self._record(
+            result, message=message, result_queue=ORCHESTRATION_STEP_RESULTS, expired_by=now
+        )
+
+    async def extend_lease(self, step_uuid: str, attempt: int, *, lease_seconds: float) -> bool:
+        """Push the lease of the current attempt."""
+        until = self.now() + lease_seconds
+        extended = await self.db.fetchval(
+            sql.EXTEND,
+            step_uuid,
+            attempt,
+            until,
+            str(StepState.IN_PROGRESS),
+            where="extending a lease",
+            idempotent=True,
+        )
+        return bool(extended)
+
+    async def record_result(
+        self, result: StepExecutionResult, *, message: MessageRef | None, result_queue: str
+    ) -> RecordOutcome:
+        """Accept the current attempt's result, or keep a stale one in the audit only."""
+        return await self._record(result, message=message, result_queue=result_queue)
+
+    async def _record(
+        self,
+        result: StepExecutionResult,
+        *,
+        message: MessageRef | None,
+        result_queue: str,
+        expired_by: float | None = None,
+    ) -> RecordOutcome:
+        notice = StepResultMessage(
+            task_uuid=result.task_uuid,
+            step_uuid=result.step_uuid,
+            attempt=result.attempt,
+            success=result.success,
+            correlation_id="",  # filled in from the task by the SQL function
+        )
+        payload: dict[str, Any] = {
+            "step_uuid": result.step_uuid,
+            "now": self.now(),
+            "result": result.to_json(),
+            "notice": notice.to_json(),
+            "queue": None if message is None else message.queue,
+            "msg_id": None if message is None else message.msg_id,
+            "result_queue": result_queue,
+            "processor_id": self.processor_id,
+            "in_progress_state": str(StepState.IN_PROGRESS),
+            "success_state": str(sql.SUCCEEDED),
+            "failure_state": str(sql.FAILED),
+            "success_event": str(StepEvent.SUBMIT_SUCCESS),
+            "failure_event": str(StepEvent.SUBMIT_FAILURE),
+        }
+        if expired_by is not None:
+            payload["expired_by"] = expired_by
+        outcome = await self.db.fetchval(
+            sql.RECORD, payload, where="recording a step result", idempotent=True
+        )
+        if outcome["accepted"]:
+            self.db.fire(queue_key(result_queue))
+        return RecordOutcome(accepted=bool(outcome["accepted"]), reason=outcome.get("reason"))
