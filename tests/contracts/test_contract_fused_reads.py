@@ -10,7 +10,7 @@ import attrs
 import pytest
 from trio.testing import MockClock
 
-from tasker_trio.state_machine import StepState, TaskState
+from tasker_trio.state_machine import StepEvent, StepState, TaskState
 from tasker_trio.store.plan import PlanBuilder, TaskView
 from tasker_trio.store.protocol import MessageRef, Planner, QueuedClaim
 from tests.contracts._builders import (
@@ -184,3 +184,35 @@ class _Observer:
 def _observer(step_uuid: str) -> _Observer:
     """A planner that plans nothing and notes the step's state in each view it is given."""
     return _Observer(step_uuid)
+
+
+async def test_a_plan_on_a_view_a_worker_has_since_changed_is_made_again(
+    backend: Backend, autojump_clock: MockClock
+) -> None:
+    # Workers move steps without touching the task: a plan that rewrites a step a worker
+    # moved after the plan's view was read must be re-planned on the step as it is.
+    store = backend.store
+    graph = make_graph(["a", "b"])
+    await store.create_task(graph.task, graph.steps, graph.edges, planner=START)
+    claims = {c.message.payload["step_uuid"]: c for c in await _claim(backend, limit=1)}
+    [(a_uuid, a_claim)] = claims.items()
+    name_a = "a" if a_uuid == graph.uuid("a") else "b"
+    other = graph.uuid("b" if name_a == "a" else "a")
+    await record(store, success(graph, name_a, 1, step=name_a), a_claim.message)
+    [notice] = await store.read_for_processing(RESULT_QUEUE, limit=5, visibility_timeout=LEASE)
+    await _claim(backend, limit=1)  # the other step: enqueued -> in_progress, after the read
+    seen: list[StepState] = []
+
+    def cancel_other(builder: PlanBuilder, view: TaskView, now: float) -> None:
+        seen.append(view.step(other).state)
+        builder.step_event(other, StepEvent.CANCEL)
+
+    consumed = (MessageRef(queue=RESULT_QUEUE, msg_id=notice.msg_id),)
+    await store.apply(graph.task.task_uuid, planner(cancel_other), consumed=consumed)
+
+    assert seen[-1] == StepState.IN_PROGRESS  # the plan that landed saw the claim
+    trail = await store.transitions(other)
+    assert [(t.from_state, t.to_state) for t in trail][-2:] == [
+        ("enqueued", "in_progress"),
+        ("in_progress", "cancelled"),
+    ]

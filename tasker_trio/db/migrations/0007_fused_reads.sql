@@ -1,8 +1,17 @@
 -- Fewer round trips for workers and result processing, and one lock order.
 --
--- `tasker.claim_step` and `tasker.record_result` now lock the task's row before the step's,
--- the order of `tasker.apply_plan` (task, then its steps): before, a claim (step, then task)
--- and a plan of the same task could deadlock, and PostgreSQL rolled one back.
+-- The task's row belongs to orchestration. `tasker.claim_step` and `tasker.record_result`
+-- (the workers' writes) no longer bump the task's version, nor lock its row: they lock
+-- their step's row only. Before, every claim and every result of a task waited for the
+-- task's row lock and held it through its commit, so the 100 branches of a fan-out ran
+-- their claims and results one at a time (and a claim, step then task, could deadlock with
+-- a plan, task then steps). `tasker.apply_plan` now checks, besides the task's version,
+-- that every step it rewrites is still in the state and attempt its plan was made on
+-- (`p.expect`), under those steps' row locks taken in step order; a plan made on a view
+-- that a worker has since changed in a step it touches is re-planned. Steps a plan does not
+-- touch may have moved on since its view (enqueued -> in_progress -> enqueued for
+-- orchestration: a worker's moves); orchestration treats all of those as "in flight", and
+-- the result notice of the last one brings a new evaluation, so no decision is lost.
 --
 -- `tasker.claim_from_queue` is a worker's read and claims in one statement: it reads up to
 -- `p.qty` messages of `p.queue` like `tasker.q_read`, and claims the step of each message
@@ -29,11 +38,7 @@ DECLARE
     task jsonb;
     results jsonb;
 BEGIN
-    -- The task's row lock first, then the step's: the order `tasker.apply_plan` takes them
-    -- in, so a claim or a result never deadlocks with a plan of the same task.
-    PERFORM 1 FROM tasker.tasks t
-    WHERE t.task_uuid = (SELECT st.task_uuid FROM tasker.steps st WHERE st.step_uuid = v_step)
-    FOR UPDATE;
+    -- Only the step's row is locked: the task's row is left to orchestration (see the top).
     SELECT * INTO s FROM tasker.steps WHERE step_uuid = v_step FOR UPDATE;
     IF NOT FOUND THEN
         RETURN jsonb_build_object('reason', 'unknown_step');
@@ -64,8 +69,7 @@ BEGIN
         v_step, s.state, v_target, p->>'event', v_now, p->>'processor_id',
         jsonb_build_object('attempt', s.attempts + 1, 'worker_id', p->'worker_id',
                            'reclaim', s.state = p->>'in_progress_state'));
-    UPDATE tasker.tasks t SET version = t.version + 1 WHERE t.task_uuid = s.task_uuid
-    RETURNING t.data INTO task;
+    SELECT t.data INTO task FROM tasker.tasks t WHERE t.task_uuid = s.task_uuid;
     WITH RECURSIVE ancestors(step_uuid) AS (
         SELECT e.from_step_uuid FROM tasker.edges e WHERE e.to_step_uuid = v_step
         UNION
@@ -93,11 +97,7 @@ DECLARE
     s tasker.steps%ROWTYPE;
     correlation jsonb;
 BEGIN
-    -- The task's row lock first, then the step's: the order `tasker.apply_plan` takes them
-    -- in, so a claim or a result never deadlocks with a plan of the same task.
-    PERFORM 1 FROM tasker.tasks t
-    WHERE t.task_uuid = (SELECT st.task_uuid FROM tasker.steps st WHERE st.step_uuid = v_step)
-    FOR UPDATE;
+    -- Only the step's row is locked: the task's row is left to orchestration (see the top).
     SELECT * INTO s FROM tasker.steps WHERE step_uuid = v_step FOR UPDATE;
     IF NOT FOUND THEN
         RETURN jsonb_build_object('accepted', false, 'reason', 'unknown_step');
@@ -141,8 +141,8 @@ BEGIN
     IF p->>'msg_id' IS NOT NULL THEN
         PERFORM tasker.q_delete(p->>'queue', (p->>'msg_id')::bigint);
     END IF;
-    UPDATE tasker.tasks t SET version = t.version + 1 WHERE t.task_uuid = s.task_uuid
-    RETURNING t.data->'correlation_id' INTO correlation;
+    SELECT t.data->'correlation_id' INTO correlation FROM tasker.tasks t
+    WHERE t.task_uuid = s.task_uuid;
     PERFORM tasker.q_send(
         p->>'result_queue',
         p->'notice' || jsonb_build_object('task_uuid', s.task_uuid, 'correlation_id', correlation),
@@ -175,6 +175,7 @@ BEGIN
         SELECT q.* FROM tasker.q_read(p->>'queue', (p->>'qty')::integer,
                                       (p->>'vt')::float8, (p->>'now')::float8) q
         ORDER BY CASE WHEN tasker.is_step_message(q.message) THEN q.message->>'task_uuid' END,
+                 CASE WHEN tasker.is_step_message(q.message) THEN q.message->>'step_uuid' END,
                  q.msg_id
     LOOP
         msg_id := r.msg_id;
@@ -220,5 +221,55 @@ BEGIN
         END IF;
         RETURN NEXT;
     END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION tasker.apply_plan(p jsonb) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_task text := p->>'task_uuid';
+    current_version bigint;
+BEGIN
+    SELECT t.version INTO current_version FROM tasker.tasks t WHERE t.task_uuid = v_task
+    FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF current_version <> (p->>'version')::bigint THEN
+        RETURN false;
+    END IF;
+    -- The steps it rewrites, locked in step order (as `tasker.claim_from_queue` takes them),
+    -- must be as the plan saw them: a worker may have moved them since.
+    PERFORM 1 FROM tasker.steps s
+    WHERE s.step_uuid IN (SELECT e.value->>'step_uuid'
+                          FROM jsonb_array_elements(coalesce(p->'expect', '[]')) e)
+    ORDER BY s.step_uuid
+    FOR UPDATE;
+    IF EXISTS (
+        SELECT 1 FROM jsonb_array_elements(coalesce(p->'expect', '[]')) e
+        JOIN tasker.steps s ON s.step_uuid = e.value->>'step_uuid'
+        WHERE s.state IS DISTINCT FROM e.value->>'state'
+           OR s.attempts IS DISTINCT FROM (e.value->>'attempts')::integer
+    ) THEN
+        RETURN false;
+    END IF;
+    UPDATE tasker.steps s
+    SET state = i.value->>'state',
+        attempts = (i.value->>'attempts')::integer,
+        next_retry_at = (i.value->>'next_retry_at')::float8,
+        lease_expires_at = (i.value->>'lease_expires_at')::float8,
+        data = i.value
+    FROM jsonb_array_elements(p->'steps') i
+    WHERE s.step_uuid = i.value->>'step_uuid';
+    UPDATE tasker.tasks t
+    SET version = t.version + 1,
+        state = coalesce(p->'task'->>'state', t.state),
+        updated_at = coalesce((p->'task'->>'updated_at')::float8, t.updated_at),
+        data = coalesce(p->'task', t.data)
+    WHERE t.task_uuid = v_task;
+    PERFORM tasker.write_plan_effects(p);
+    PERFORM tasker.q_delete(c.value->>'queue', (c.value->>'msg_id')::bigint)
+    FROM jsonb_array_elements(coalesce(p->'consumed', '[]'::jsonb)) c;
+    RETURN true;
 END
 $$;

@@ -95,7 +95,8 @@ class PostgresWorkerSide:
             sql.CLAIM_FROM_QUEUE, payload, where=f"reading and claiming from {queue}"
         )
         claims: list[QueuedClaim] = []
-        for row in rows:
+        # Claimed in lock order (task, step); handed on oldest message first.
+        for row in sorted(rows, key=lambda row: int(row["msg_id"])):
             message = queue_message(queue, row)
             if row["claim"] is None:
                 claims.append(QueuedClaim(message=message, outcome=None))

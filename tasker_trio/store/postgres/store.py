@@ -3,9 +3,11 @@
 Each operation is one round trip to a SQL function installed by the migrations (see
 ``tasker_trio/db/migrations``), except `apply`: one round trip reads the task's view and its
 version, the planner runs here (pure, quick), and one round trip writes the plan *if the
-version is unchanged* — checked under the task's row lock, so the plan commits atomically or
-is re-planned on the fresh view (compare-and-set; safe across processes, no lock held while
-Python runs). Messages go to PGMQ queues in the same transaction as the state they follow.
+version is unchanged and the steps it rewrites are as it saw them* — checked under the
+task's and those steps' row locks, so the plan commits atomically or is re-planned on the
+fresh view (compare-and-set; safe across processes, no lock held while Python runs). The
+version counts orchestration's changes only: workers' claims and results lock their step's
+row alone (migration 0007), so the branches of a fan-out do not queue on the task's row. Messages go to PGMQ queues in the same transaction as the state they follow.
 
 Times come from ``clock`` (wall-clock seconds by default) and reach SQL as parameters: no
 statement decides a lease, a visibility or a backoff with the server's ``now()``, so tests
@@ -147,6 +149,16 @@ class PostgresStore(PostgresWorkerSide):
             payload["version"] = row["version"]
             payload["task"] = after.task.to_json() if plan.task_changes else None
             payload["steps"] = [after.step(uuid).to_json() for uuid in changed]
+            # Workers move steps without touching the task's version: the steps this plan
+            # rewrites must still be as it saw them.
+            payload["expect"] = [
+                {
+                    "step_uuid": uuid,
+                    "state": str(view.step(uuid).state),
+                    "attempts": view.step(uuid).attempts,
+                }
+                for uuid in changed
+            ]
             payload["consumed"] = refs
             applied = await self.db.fetchval(
                 sql.APPLY, payload, where="applying a plan", idempotent=True
