@@ -7,7 +7,8 @@ version is unchanged and the steps it rewrites are as it saw them* — checked u
 task's and those steps' row locks, so the plan commits atomically or is re-planned on the
 fresh view (compare-and-set; safe across processes, no lock held while Python runs). The
 version counts orchestration's changes only: workers' claims and results lock their step's
-row alone (migration 0007), so the branches of a fan-out do not queue on the task's row. Messages go to PGMQ queues in the same transaction as the state they follow.
+row alone (migration 0007), so the branches of a fan-out do not queue on the task's row.
+Messages go to PGMQ queues in the same transaction as the state they follow.
 
 Times come from ``clock`` (wall-clock seconds by default) and reach SQL as parameters: no
 statement decides a lease, a visibility or a backoff with the server's ``now()``, so tests
