@@ -1,11 +1,14 @@
 """tasker_trio.testing: a property-test harness for the engine and for your own workflows.
 
-Re-exports only. `EngineStateMachine` is a Hypothesis stateful test of an embedded engine
-(subclass it to run your templates and handlers), `TrioThread` drives a Trio run from
-synchronous test code, and the strategies generate random DAG templates with scripted
-handler behaviours. See docs/testing.md.
+Re-exports only. `EngineStateMachine` is a Hypothesis stateful test of an engine, embedded
+or on a scratch PostgreSQL database (subclass it to run your templates and handlers),
+`TrioThread` drives a Trio run from synchronous test code, the strategies generate random DAG
+templates with scripted handler behaviours, and `open_scratch_database` / `reset_database`
+prepare and empty a PostgreSQL database between runs. See docs/testing.md.
 """
 
+from tasker_trio.testing.database import open_scratch_database as open_scratch_database
+from tasker_trio.testing.database import reset_database as reset_database
 from tasker_trio.testing.engine_machine import EngineStateMachine as EngineStateMachine
 from tasker_trio.testing.invariants import EngineSnapshot as EngineSnapshot
 from tasker_trio.testing.invariants import TaskRecord as TaskRecord

@@ -1,12 +1,13 @@
 """`EngineStateMachine`: a Hypothesis stateful test of a whole engine, reusable on your workflows.
 
-The machine opens an embedded engine on a `TrioThread` (mock clock, time moves only when a rule
-says so) and then lets Hypothesis interleave: submitting tasks, time passing, cancelling tasks
-and resetting failed steps. After every rule it checks the invariants of
-`tasker_trio.testing.invariants` (parents before children, attempts within limits, no retry
-before its backoff, legal audit trails, complete tasks have complete steps, nothing lost);
-every handler call is also probed live (its parents must be satisfied and its task not
-terminal *at that instant*). At teardown it lets up to two hours pass and checks that every
+The machine opens an engine on a `TrioThread` (mock clock, time moves only when a rule says
+so) — embedded in memory, or on PostgreSQL + PGMQ when ``database`` is a URL — and then lets
+Hypothesis interleave: submitting tasks, time passing, cancelling tasks and resetting failed
+steps. After every rule it checks the invariants of `tasker_trio.testing.invariants`
+(parents before children, attempts within limits, no retry before its backoff, legal audit
+trails, complete tasks have complete steps, nothing lost); every handler call is also probed
+live (`tasker_trio.testing.probes`: its parents must be satisfied and its task not terminal
+*at that instant*). At teardown it lets up to two hours pass and checks that every
 task settled (terminal or blocked) with no step result left undelivered, and — for scripted
 templates — that each step ended as the plain model of its script says.
 
@@ -27,16 +28,19 @@ have an ``input_schema``)::
 
 Handlers should be ``async def`` and wait only on Trio primitives (``trio.sleep``...): the
 harness settles by waiting until every task is blocked, which a thread cannot report. A sync
-handler is called inline on the Trio thread (it must not block). See docs/testing.md.
+handler is called inline on the Trio thread (it must not block). To run the same rules and
+invariants on PostgreSQL, set ``database`` to the URL of a *scratch* database: the machine
+migrates it and empties it before every example (`tasker_trio.testing.database`), and its
+store runs on the mock clock. See docs/testing.md.
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 import random
 import uuid
+import weakref
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, ClassVar
@@ -56,22 +60,23 @@ from hypothesis.stateful import (
 
 from tasker_trio.engine import open_engine
 from tasker_trio.engine_api import SETTLED_STATES, Engine
-from tasker_trio.errors import (
-    HandlerResolutionError,
-    InvalidTransition,
-    PermanentError,
-    RetryableError,
-)
+from tasker_trio.errors import InvalidTransition
 from tasker_trio.models import Task
 from tasker_trio.state_machine import StepState, TaskState
 from tasker_trio.templates import TaskTemplate
 from tasker_trio.testing import invariants as inv
-from tasker_trio.testing.strategies import SCRIPTED_HANDLER, Outcome, Workload, random_workloads
+from tasker_trio.testing.database import open_scratch_database
+from tasker_trio.testing.model import check_model
+from tasker_trio.testing.probes import HandlerProbes
+from tasker_trio.testing.strategies import Workload, random_workloads
 from tasker_trio.testing.trio_thread import TrioThread
-from tasker_trio.worker.context import StepContext
-from tasker_trio.worker.handlers import HandlerFn, HandlerResolver
+from tasker_trio.worker.handlers import HandlerFn
 
 __all__ = ["EngineStateMachine"]
+
+
+_RUNNERS: weakref.WeakSet[TrioThread] = weakref.WeakSet()
+"""The runners of machines created in this process (a running one keeps itself alive)."""
 
 
 @attrs.frozen
@@ -81,30 +86,44 @@ class _Submitted:
 
 
 class EngineStateMachine(RuleBasedStateMachine):
-    """Random submits, cancels, resets and time against one embedded engine.
+    """Random submits, cancels, resets and time against one engine per example.
 
-    Class attributes tune it: ``visibility_timeout`` must exceed 1.5x the largest jump
-    (the lease keeper renews every third of it, and at most once per jump), ``max_jump`` is
-    the largest ``time_passes`` step, ``horizon`` the time teardown allows for settling,
-    ``call_deadline`` the real seconds any one call into Trio may take.
+    Class attributes tune it: ``database`` is None for the embedded in-memory backend, or
+    the ``postgresql://`` URL of a scratch database (emptied before every example!) to run
+    on PostgreSQL + PGMQ; ``visibility_timeout`` must exceed 1.5x the largest jump (the
+    lease keeper renews every third of it, and at most once per jump), ``max_jump`` is the
+    largest ``time_passes`` step, ``horizon`` the time teardown allows for settling,
+    ``call_deadline`` the real seconds any one call into Trio may take, and
+    ``clock_resolution`` how close a deadline must be to count as due when settling
+    (PGMQ's visibility times are rounded to microseconds; see `TrioThread`).
     """
 
+    database: ClassVar[str | None] = None
     visibility_timeout: ClassVar[float] = 600.0
     poll_interval: ClassVar[float] = 1.0
     max_jump: ClassVar[float] = 120.0
     drain_step: ClassVar[float] = 30.0
     horizon: ClassVar[float] = 7200.0
     call_deadline: ClassVar[float] = 30.0
+    clock_resolution: ClassVar[float] = 1e-5
     worker_concurrency: ClassVar[int] = 8
 
     tasks = Bundle("tasks")
 
     def __init__(self) -> None:
         super().__init__()
+        if any(runner.running for runner in _RUNNERS):
+            # Its engine would share the patched uuid4 and the database with this one (and
+            # lose its tasks to this one's reset): fail every later example instead.
+            raise RuntimeError(
+                "the Trio run of an earlier EngineStateMachine is still running (it was not "
+                "torn down, or did not stop within call_deadline): run one at a time"
+            )
         # Reproducible runs (Hypothesis replays and shrinks them): the engine's uuids decide
         # orders (retry wake-ups, step lists), so they come from a seeded generator while the
         # machine lives. Trio's scheduler is already seeded by Hypothesis (trio's plugin).
-        self.runner = TrioThread(deadline=self.call_deadline)
+        self.runner = TrioThread(deadline=self.call_deadline, resolution=self.clock_resolution)
+        _RUNNERS.add(self.runner)
         uuids = random.Random(0)
         self._uuid_patch = mock.patch.object(
             uuid, "uuid4", side_effect=lambda: uuid.UUID(int=uuids.getrandbits(128), version=4)
@@ -139,8 +158,14 @@ class EngineStateMachine(RuleBasedStateMachine):
         """Draw a workload and open an engine on it."""
         self.workload = data.draw(self.workloads(), label="workload")
         self.templates = {(t.namespace_name, t.name, t.version): t for t in self.workload.templates}
-        handlers = self._probed_handlers()
-        self.engine = self.runner.start(self._serve, handlers)
+        probes = HandlerProbes(
+            workload=self.workload,
+            engine=self._engine,
+            parents_of=self._parents,
+            reset_steps=self.reset_steps,
+            problems=self.probe_problems,
+        )
+        self.engine = self.runner.start(self._serve, probes.handlers())
         self._refresh()
 
     @rule(target=tasks, data=st.data())
@@ -283,71 +308,32 @@ class EngineStateMachine(RuleBasedStateMachine):
 
     @asynccontextmanager
     async def _open_engine(self, handlers: Mapping[str, HandlerFn]) -> AsyncIterator[Engine]:
-        async with open_engine(
-            self.workload.templates,
-            handlers=handlers,
-            rng=random.Random(0),
-            visibility_timeout=self.visibility_timeout,
-            poll_interval=self.poll_interval,
-            worker_concurrency=self.worker_concurrency,
-        ) as engine:
+        """The engine of this example, on the memory backend or on the scratch database.
+
+        On PostgreSQL the store and broker run on the Trio clock (the runner's mock clock),
+        and every round trip is inside `TrioThread.io_guard`, so settling waits for the
+        database and a query takes no mock time, as a memory operation takes none.
+        """
+        options: dict[str, Any] = {
+            "handlers": handlers,
+            "rng": random.Random(0),
+            "visibility_timeout": self.visibility_timeout,
+            "poll_interval": self.poll_interval,
+            "worker_concurrency": self.worker_concurrency,
+        }
+        if self.database is None:
+            async with open_engine(self.workload.templates, **options) as engine:
+                yield engine
+            return
+        async with (
+            open_scratch_database(
+                self.database, guard=self.runner.io_guard, poll_interval=self.poll_interval
+            ) as db,
+            open_engine(
+                self.workload.templates, database=db, clock=trio.current_time, **options
+            ) as engine,
+        ):
             yield engine
-
-    def _probed_handlers(self) -> dict[str, HandlerFn]:
-        """Every handler the templates name, wrapped in a probe (and the scripted one)."""
-        resolver = HandlerResolver({SCRIPTED_HANDLER: self._scripted, **self.workload.handlers})
-        probed: dict[str, HandlerFn] = {}
-        for template in self.workload.templates:
-            for step in template.steps:
-                reference = step.handler.callable
-                try:
-                    resolved = resolver.resolve(reference)
-                except HandlerResolutionError:
-                    continue  # the engine reports it as the step's failure
-                probed[reference] = self._probe(resolved.fn)
-        return probed
-
-    def _probe(self, fn: HandlerFn) -> HandlerFn:
-        async def probe(ctx: StepContext) -> Any:
-            await self._observe(ctx)
-            result = fn(ctx)
-            if inspect.isawaitable(result):
-                result = await result
-            return result
-
-        return probe
-
-    async def _observe(self, ctx: StepContext) -> None:
-        """At the instant a handler starts: its task is live and its parents are satisfied."""
-        engine = self._engine()
-        task = await engine.get_task(ctx.task_uuid)
-        steps = {s.name: s for s in await engine.get_steps(ctx.task_uuid)}
-        where = f"handler of {task.name}.{ctx.step_name} attempt {ctx.attempt}"
-        if task.state.is_terminal:
-            self.probe_problems.append(f"{where} started in a {task.state} task")
-        if ctx.attempt > ctx.max_attempts:
-            self.probe_problems.append(f"{where} exceeds max_attempts {ctx.max_attempts}")
-        for parent in self._parents(task).get(ctx.step_name, ()):
-            if steps[parent].state not in inv.SATISFYING:
-                self.probe_problems.append(
-                    f"{where} started while parent {parent} is {steps[parent].state}"
-                )
-
-    async def _scripted(self, ctx: StepContext) -> dict[str, Any]:
-        """The handler of scripted templates: does what the step's `StepScript` says."""
-        script = self.workload.scripted[str(ctx.step_config["template"])].scripts[ctx.step_name]
-        outcome = script.outcome(ctx.attempt)
-        if (ctx.task_uuid, ctx.step_name) in self.reset_steps:
-            outcome = Outcome.SUCCEED
-        if outcome == Outcome.RETRYABLE:
-            raise RetryableError(f"scripted failure {ctx.attempt}", retry_after=script.retry_after)
-        if outcome == Outcome.PERMANENT:
-            raise PermanentError("scripted permanent failure")
-        if outcome == Outcome.HANG:
-            await trio.sleep_forever()
-        for _ in range(script.checkpoints):
-            await trio.lowlevel.checkpoint()
-        return {"step": ctx.step_name, "attempt": ctx.attempt}
 
     # ------------------------------------------------------------------ helpers
 
@@ -404,32 +390,6 @@ class EngineStateMachine(RuleBasedStateMachine):
 
     def _check_model(self, snapshot: inv.EngineSnapshot) -> list[str]:
         """(8) Undisturbed scripted tasks end as the plain model of their scripts says."""
-        problems: list[str] = []
-        for task_uuid, record in snapshot.tasks.items():
-            scripted = self.workload.scripted.get(record.task.name)
-            if scripted is None or task_uuid in self.cancelled:
-                continue
-            ok: dict[str, bool] = {}
-            for step in record.steps:
-                parents_ok = all(ok[p] for p in record.parents.get(step.name, ()))
-                was_reset = (task_uuid, step.name) in self.reset_steps
-                success = scripted.expected_success(step.name) or was_reset
-                ok[step.name] = parents_ok and success
-                if not parents_ok:
-                    want, attempts = StepState.PENDING, 0
-                else:
-                    want = StepState.COMPLETE if success else StepState.ERROR
-                    attempts = 1 if was_reset else scripted.expected_attempts(step.name)
-                if (step.state, step.attempts) != (want, attempts):
-                    problems.append(
-                        f"task {record.task.name} {task_uuid[:8]}, step {step.name}: ended "
-                        f"{step.state} after {step.attempts} attempt(s), the model says {want} "
-                        f"after {attempts} ({scripted.scripts[step.name]}, {step.retry})"
-                    )
-            want_task = TaskState.COMPLETE if all(ok.values()) else TaskState.BLOCKED_BY_FAILURES
-            if record.task.state != want_task:
-                problems.append(
-                    f"task {record.task.name} {task_uuid[:8]} ended {record.task.state}, "
-                    f"the model says {want_task}"
-                )
-        return problems
+        return check_model(
+            snapshot, self.workload, cancelled=self.cancelled, reset_steps=self.reset_steps
+        )

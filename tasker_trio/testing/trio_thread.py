@@ -20,6 +20,9 @@ Example::
 
 Only async code that blocks on Trio primitives can be settled: a task waiting for a thread
 (``trio.to_thread``) looks blocked to ``wait_all_tasks_blocked`` while the thread still works.
+Real I/O (a database round trip) looks blocked too; code that does it enters
+`TrioThread.io_guard` around each round trip — pass it as the engine's database guard — and
+settling then also waits until no guarded round trip is in flight.
 """
 
 from __future__ import annotations
@@ -27,8 +30,9 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import functools
+import math
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -59,19 +63,32 @@ class TrioThread:
         cushion: the ``cushion`` given to ``wait_all_tasks_blocked`` when settling.
         autojump_on_close: let the mock clock jump freely while the run shuts down, so that
             grace periods and shielded cleanups with timeouts end instead of waiting for
-            time that never passes.
+            time that never passes (never while an `io_guard` block is open).
+        resolution: settling treats a deadline at most this many seconds ahead as due, and
+            jumps the clock to it. Stored times are rounded (PostgreSQL keeps microseconds),
+            so code comparing a stored time with the clock may wait out the rounding error:
+            a real clock moves on by itself, this one would wait for the next `jump`.
 
     Raises:
         TrioCallTimeout: the Trio thread did not start within ``deadline``.
     """
 
     def __init__(
-        self, *, deadline: float = 10.0, cushion: float = 0.0, autojump_on_close: bool = True
+        self,
+        *,
+        deadline: float = 10.0,
+        cushion: float = 0.0,
+        autojump_on_close: bool = True,
+        resolution: float = 0.0,
     ) -> None:
         self.deadline = deadline
         self.cushion = cushion
         self.autojump_on_close = autojump_on_close
+        self.resolution = resolution
         self.clock = trio.testing.MockClock(rate=0)
+        self._autojump = False
+        self._in_flight = 0
+        self._io_idle: trio.Event | None = None  # set when the last guarded round trip ends
         self._token: trio.lowlevel.TrioToken | None = None
         self._nursery: trio.Nursery | None = None
         self._started = threading.Event()
@@ -108,10 +125,52 @@ class TrioThread:
             await trio.sleep_forever()
 
     def _shutdown(self) -> None:
-        if self.autojump_on_close:
-            self.clock.autojump_threshold = 0.0
+        self._autojump = self.autojump_on_close
+        self._apply_autojump()
         if self._nursery is not None:
             self._nursery.cancel_scope.cancel()
+
+    def _apply_autojump(self) -> None:
+        wanted = self._autojump and not self._in_flight
+        self.clock.autojump_threshold = 0.0 if wanted else math.inf
+
+    async def _settle(self) -> None:
+        """Wait until every Trio task is blocked, no guarded round trip is in flight, and no
+        deadline is due within the clock's ``resolution``."""
+        while True:
+            await trio.testing.wait_all_tasks_blocked(self.cushion)
+            idle = self._io_idle
+            if idle is not None:
+                await idle.wait()  # a reply is still on its way: it will wake a task
+                continue
+            due = trio.lowlevel.current_statistics().seconds_to_next_deadline
+            if due > self.resolution:
+                return
+            self.clock.jump(max(due, 0.0))
+
+    @contextlib.contextmanager
+    def io_guard(self) -> Iterator[None]:
+        """Mark real I/O (one database round trip) as in flight for the block.
+
+        Real I/O looks blocked to Trio, so without this a call would settle while a query is
+        still on the wire, and a closing run's clock would autojump past grace periods in
+        the middle of it. Inside the block, settling waits for its end and the clock never
+        autojumps; as the mock clock stands still, the round trip takes no Trio time.
+        Pass it as ``open_engine(database_guard=runner.io_guard)`` (or ``guard=`` of
+        `tasker_trio.db.open_database`). Enter it only in the Trio thread; it nests.
+        """
+        if self._in_flight == 0:
+            self._io_idle = trio.Event()
+        self._in_flight += 1
+        self._apply_autojump()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            if self._in_flight == 0 and self._io_idle is not None:
+                self._io_idle.set()
+                self._io_idle = None
+            self._apply_autojump()
 
     # ------------------------------------------------------------------ the test's side
 
@@ -159,7 +218,7 @@ class TrioThread:
                 box.scope = scope
                 result = await async_fn(*args)
                 if settle:
-                    await trio.testing.wait_all_tasks_blocked(self.cushion)
+                    await self._settle()
                 return result
             raise TrioCallTimeout(f"{_name(async_fn)} was cancelled after {limit}s")
 
@@ -209,7 +268,8 @@ class TrioThread:
         return self.call(starter, timeout=timeout)
 
     def settle(self, *, timeout: float | None = None) -> None:
-        """Wait until every Trio task is blocked."""
+        """Wait until every Trio task is blocked, no `io_guard` block is open, and no
+        deadline lies within ``resolution``."""
 
         async def nothing() -> None:
             return None

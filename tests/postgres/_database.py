@@ -132,6 +132,23 @@ async def fresh_database(*, migrated: bool = True, **options: Any) -> AsyncItera
             await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', guard)
 
 
+@contextmanager
+def scratch_database() -> Iterator[str]:
+    """The URL of a new, empty database on the test server, dropped when the block ends.
+
+    For synchronous code that opens the database itself, for a whole session — e.g. the
+    engine's Hypothesis state machine, which migrates it and empties it before every example
+    (`tasker_trio.testing.database`). Skips (or fails under ``CI``) like `fresh_database`.
+    """
+    guard = HoldMockClock()
+    name = f"tasker_test_{uuid.uuid4().hex[:16]}"
+    trio.run(_admin, f'CREATE DATABASE "{name}"', guard)
+    try:
+        yield with_database(server_url(), name)
+    finally:
+        trio.run(_admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', guard)
+
+
 @attrs.frozen(kw_only=True)
 class Process:
     """What one engine process holds: its own database (pool and listener), store, broker."""

@@ -1,8 +1,10 @@
 """Unit tests of `TrioThread`: calls settle, time only moves on `jump`, errors propagate,
-`close` joins, and a hang fails within its deadline instead of hanging the test."""
+`close` joins, and a hang fails within its deadline instead of hanging the test; settling
+waits for guarded I/O, and treats deadlines within the clock's resolution as due."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 
@@ -166,3 +168,86 @@ def test_a_call_that_never_settles_times_out(runner: TrioThread) -> None:
 
     with pytest.raises(TrioCallTimeout):
         runner.start(spinner, timeout=0.3)
+
+
+def test_settling_waits_for_guarded_io(runner: TrioThread) -> None:
+    # A thread stands in for a database round trip: Trio sees the waiting task as blocked.
+    done: list[str] = []
+
+    async def round_trip(label: str) -> None:
+        with runner.io_guard():
+            await trio.to_thread.run_sync(time.sleep, 0.2)
+        done.append(label)
+
+    async def query(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await round_trip("first")
+        await round_trip("second")  # the next one starts before the first reply is handled
+
+    runner.start(query)
+    assert done == ["first", "second"]
+
+
+def test_settling_without_a_guard_does_not_wait_for_io(runner: TrioThread) -> None:
+    # The counterpart of the test above: why the guard exists.
+    done: list[str] = []
+    reply = threading.Event()
+
+    async def unguarded(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        await trio.to_thread.run_sync(reply.wait)
+        done.append("late")
+
+    runner.start(unguarded)
+    assert done == []  # settled while the "reply" is still outstanding
+    reply.set()
+    deadline = time.monotonic() + 5
+    while not done and time.monotonic() < deadline:
+        time.sleep(0.01)
+        runner.settle()
+    assert done == ["late"]
+
+
+def test_the_clock_holds_still_during_guarded_io_while_closing() -> None:
+    cleaned: list[float] = []
+    runner = TrioThread(deadline=5.0)
+
+    async def service(*, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        task_status.started()
+        try:
+            await trio.sleep_forever()
+        finally:
+            # A connection closing within a grace period: the autojump of `close` must not
+            # end the grace period while the close is on the wire.
+            with runner.io_guard(), trio.move_on_after(1.0, shield=True):
+                await trio.to_thread.run_sync(time.sleep, 0.2)
+                cleaned.append(trio.current_time())
+
+    runner.start(service)
+    start = runner.now()
+    runner.close()
+    assert cleaned == [start]
+
+
+def test_deadlines_within_the_resolution_are_due() -> None:
+    woke: list[float] = []
+
+    async def sleeper(
+        delay: float, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        task_status.started()
+        await trio.sleep(delay)
+        woke.append(delay)
+
+    with TrioThread(deadline=5.0, resolution=1e-5) as runner:
+        start = runner.now()
+        runner.start(sleeper, 4e-7)  # a stored time rounded up to the microsecond
+        assert woke == [4e-7]
+        runner.start(sleeper, 1e-3)  # a real deadline: it waits for the clock
+        assert woke == [4e-7]
+        assert runner.now() == pytest.approx(start + 4e-7)
+    with TrioThread(deadline=5.0) as strict:
+        strict.start(sleeper, 4e-7)
+        assert woke == [4e-7]  # no resolution: only a jump wakes it
+        strict.jump(1e-6)
+        assert woke == [4e-7, 4e-7]
