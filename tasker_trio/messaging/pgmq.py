@@ -49,6 +49,10 @@ def queue_message(queue: str, row: Any) -> QueueMessage:
     )
 
 
+VT_RESOLUTION = 1e-6
+"""PGMQ's visibility times are microseconds (``timestamptz``)."""
+
+
 class PgmqBroker:
     """Implements `Broker` on PGMQ; pairs with a `PostgresStore` over the same database."""
 
@@ -100,7 +104,8 @@ class PgmqBroker:
         now = self.clock()
         wait = self.db.wait_bound(timeout)
         if next_visible_at is not None:
-            if next_visible_at <= now:
+            # PGMQ keeps microseconds: a message due within one is visible to `read` now.
+            if next_visible_at <= now + VT_RESOLUTION:
                 return
             wait = min(wait, next_visible_at - now)
         with trio.move_on_after(wait):

@@ -216,3 +216,31 @@ async def test_a_plan_on_a_view_a_worker_has_since_changed_is_made_again(
         ("enqueued", "in_progress"),
         ("in_progress", "cancelled"),
     ]
+
+
+async def test_a_plan_that_changes_steps_only_leaves_the_task_as_it_was(
+    backend: Backend, autojump_clock: MockClock
+) -> None:
+    store = backend.store
+    graph = make_graph(["a", "b"])
+    await store.create_task(graph.task, graph.steps, graph.edges, planner=START)
+    before = await store.get_task(graph.task.task_uuid)
+
+    def cancel_b(builder: PlanBuilder, view: TaskView, now: float) -> None:
+        builder.step_event(graph.uuid("b"), StepEvent.CANCEL)
+
+    plan, _ = await store.apply(graph.task.task_uuid, planner(cancel_b))
+
+    assert not plan.task_changes
+    assert await store.get_task(graph.task.task_uuid) == before
+    assert (await store.get_step(graph.uuid("b"))).state == StepState.CANCELLED
+    claims = await store.claim_from_queue(
+        WORKER_QUEUE, limit=5, visibility_timeout=LEASE, lease_seconds=LEASE, worker_id="w1"
+    )
+    outcomes = {c.message.payload["step_uuid"]: c.outcome for c in claims}
+    assert outcomes[graph.uuid("b")] is not None
+    assert outcomes[graph.uuid("b")].reason == "not_enqueued"
+    a = outcomes[graph.uuid("a")]  # still claimable, with its task
+    assert a is not None
+    assert a.claimed is not None
+    assert a.claimed.task == before

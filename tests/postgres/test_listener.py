@@ -30,6 +30,9 @@ async def test_a_send_in_another_process_wakes_wait_for_messages(database: Datab
     async with open_process(database.dsn) as b:
         await b.broker.send(QUEUE, PAYLOAD)  # creates the queue
         assert len(await broker_a.read(QUEUE, limit=1, visibility_timeout=60)) == 1
+        # B notifies after its commit: let that notification arrive before A waits.
+        assert database.listener is not None
+        await _until(lambda: database.listener.statistics().notifications >= 1)
         woke_after: list[float] = []
 
         async def waiter() -> None:

@@ -12,6 +12,8 @@
 -- touch may have moved on since its view (enqueued -> in_progress -> enqueued for
 -- orchestration: a worker's moves); orchestration treats all of those as "in flight", and
 -- the result notice of the last one brings a new evaluation, so no decision is lost.
+-- It also keeps the task's data when a plan sends none (a JSON null `p.task` used to
+-- replace it: a plan that changed steps only left the task unreadable).
 --
 -- `tasker.claim_from_queue` is a worker's read and claims in one statement: it reads up to
 -- `p.qty` messages of `p.queue` like `tasker.q_read`, and claims the step of each message
@@ -265,7 +267,9 @@ BEGIN
     SET version = t.version + 1,
         state = coalesce(p->'task'->>'state', t.state),
         updated_at = coalesce((p->'task'->>'updated_at')::float8, t.updated_at),
-        data = coalesce(p->'task', t.data)
+        -- A plan that changes no task field sends no task (absent, or JSON null: not SQL
+        -- NULL, which coalesce would need; tasks.data once became `null` that way).
+        data = coalesce(nullif(p->'task', 'null'::jsonb), t.data)
     WHERE t.task_uuid = v_task;
     PERFORM tasker.write_plan_effects(p);
     PERFORM tasker.q_delete(c.value->>'queue', (c.value->>'msg_id')::bigint)

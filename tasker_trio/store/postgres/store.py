@@ -148,7 +148,8 @@ class PostgresStore(PostgresWorkerSide):
             after, changed = view_after(view, plan, now)
             payload = plan_effects(plan, after, now, self.processor_id)
             payload["version"] = row["version"]
-            payload["task"] = after.task.to_json() if plan.task_changes else None
+            if plan.task_changes:
+                payload["task"] = after.task.to_json()
             payload["steps"] = [after.step(uuid).to_json() for uuid in changed]
             # Workers move steps without touching the task's version: the steps this plan
             # rewrites must still be as it saw them.
