@@ -213,6 +213,7 @@ _READ_ONLY = (
     "inspecting ",
     "counting ",
     "finding retries",
+    "notifying other processes",  # a NOTIFY from a transaction that writes nothing
     "bench",
 )
 
