@@ -18,15 +18,16 @@
 -- `tasker.claim_from_queue` is a worker's read and claims in one statement: it reads up to
 -- `p.qty` messages of `p.queue` like `tasker.q_read`, and claims the step of each message
 -- that is a well-formed step message (`tasker.is_step_message`) with `tasker.claim_step`,
--- in task order (two workers' batches lock tasks in the same order). Each row is the
+-- in (task, step) order: the order `tasker.apply_plan` locks a task's steps in, and the same
+-- for every worker's batch, so no two of them wait on each other in a cycle. Each row is the
 -- message and its claim outcome; NULL for a message that is not a step message, which the
 -- worker then hydrates and archives as poison.
 --
 -- `tasker.read_with_views` reads like `tasker.q_read` and adds the `tasker.task_view` of
 -- each message's `task_uuid` (on the first message of each task in the batch; NULL on the
--- others and without one), so processing a step result needs no read
--- of its own: the plan is still written by `tasker.apply_plan`, which checks the view's
--- version (a change since the read makes the store read again and re-plan).
+-- others and without one), so processing a step result needs no read of its own: the plan
+-- is still written by `tasker.apply_plan`, which checks the view's version and steps (a
+-- change since the read makes the store read again and re-plan).
 
 CREATE OR REPLACE FUNCTION tasker.claim_step(p jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
