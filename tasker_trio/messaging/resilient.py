@@ -9,42 +9,29 @@ become visible again after their visibility timeout.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
-from typing import Protocol
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import trio
 
 from tasker_trio.errors import BackendError
-from tasker_trio.messaging.protocol import Broker, QueueMessage
+from tasker_trio.messaging.protocol import Broker
 
 _log = logging.getLogger("tasker_trio.messaging")
 
-
-class Read(Protocol):
-    """`Broker.read`, or a read that brings more along (`Store.read_for_processing`)."""
-
-    def __call__(
-        self, queue: str, *, limit: int, visibility_timeout: float
-    ) -> Awaitable[list[QueueMessage]]: ...
+T = TypeVar("T")
 
 
 async def read_or_pause(
-    broker: Broker,
-    queue: str,
-    *,
-    limit: int,
-    visibility_timeout: float,
-    pause: float,
-    read: Read | None = None,
-) -> list[QueueMessage]:
-    """Read up to ``limit`` messages; on a `BackendError`, log, sleep ``pause``, return [].
+    read: Callable[[], Awaitable[list[T]]], queue: str, *, pause: float
+) -> list[T]:
+    """``await read()`` (a read of ``queue``); on a `BackendError`, log, sleep ``pause``, return [].
 
-    ``read`` replaces ``broker.read``.
+    Any read that hides what it returns: `Broker.read`, `Store.read_for_processing`,
+    `Store.claim_from_queue`.
     """
     try:
-        return await (read or broker.read)(
-            queue, limit=limit, visibility_timeout=visibility_timeout
-        )
+        return await read()
     except BackendError as exc:
         _log.warning("reading %s failed (%s); reading again in %gs", queue, exc, pause)
         await trio.sleep(pause)

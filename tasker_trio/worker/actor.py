@@ -10,18 +10,19 @@ message that is not a step message is archived as poison.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any, ClassVar
 
 import attrs
 import trio
 
 from tasker_trio.actors import Actor, Message, handles
-from tasker_trio.errors import BackendError, PoisonMessage
+from tasker_trio.errors import PoisonMessage
 from tasker_trio.messaging.protocol import Broker, QueueMessage
-from tasker_trio.messaging.resilient import wait_or_pause
+from tasker_trio.messaging.resilient import read_or_pause, wait_or_pause
 from tasker_trio.models import ORCHESTRATION_STEP_RESULTS
 from tasker_trio.orchestration.hydration import hydrate_step
-from tasker_trio.store.protocol import ClaimOutcome, MessageRef, QueuedClaim, Store
+from tasker_trio.store.protocol import ClaimOutcome, MessageRef, Store
 from tasker_trio.worker.executor import ExecutionSettings, execute
 from tasker_trio.worker.handlers import HandlerResolver
 from tasker_trio.worker.leases import RunningStep
@@ -153,7 +154,15 @@ async def poll_queue(
             except trio.WouldBlock:
                 break
             taken += 1
-        claims = await _claim_or_pause(context, queue, taken, pause=min(poll_interval, 1.0))
+        read_and_claim = partial(
+            context.store.claim_from_queue,
+            queue,
+            limit=taken,
+            visibility_timeout=context.settings.visibility_timeout,
+            lease_seconds=context.settings.visibility_timeout,
+            worker_id=context.settings.worker_id,
+        )
+        claims = await read_or_pause(read_and_claim, queue, pause=min(poll_interval, 1.0))
         for _ in range(taken - len(claims)):
             context.slots.release()
         for claim in claims:
@@ -162,21 +171,3 @@ async def poll_queue(
             # Drained when read: wait (at once done if a message is visible by now) rather
             # than read again, which would come back empty as a rule.
             await wait_or_pause(broker, queue, timeout=poll_interval)
-
-
-async def _claim_or_pause(
-    context: WorkerContext, queue: str, limit: int, *, pause: float
-) -> list[QueuedClaim]:
-    """Read and claim up to ``limit`` steps; on a `BackendError`, log, pause, return []."""
-    try:
-        return await context.store.claim_from_queue(
-            queue,
-            limit=limit,
-            visibility_timeout=context.settings.visibility_timeout,
-            lease_seconds=context.settings.visibility_timeout,
-            worker_id=context.settings.worker_id,
-        )
-    except BackendError as exc:
-        _log.warning("reading %s failed (%s); reading again in %gs", queue, exc, pause)
-        await trio.sleep(pause)
-        return []

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import attrs
@@ -23,7 +24,7 @@ import trio
 
 from tasker_trio.errors import BackendError, PoisonMessage, TaskerError
 from tasker_trio.messaging.protocol import Broker, QueueMessage
-from tasker_trio.messaging.resilient import Read, read_or_pause, wait_or_pause
+from tasker_trio.messaging.resilient import read_or_pause, wait_or_pause
 
 _log = logging.getLogger("tasker_trio.orchestration.consumer")
 
@@ -81,7 +82,7 @@ class QueueConsumer:
         *,
         on_poison: Callable[[str, str], None],
         group: GroupDispatch | None = None,
-        read: Read | None = None,
+        read: Callable[..., Awaitable[list[QueueMessage]]] | None = None,
     ) -> None:
         self.broker = broker
         self.read = read
@@ -98,12 +99,14 @@ class QueueConsumer:
         async with trio.open_nursery() as nursery:
             while True:
                 messages = await read_or_pause(
-                    self.broker,
+                    partial(
+                        self.read or self.broker.read,
+                        self.queue,
+                        limit=self.settings.batch_size,
+                        visibility_timeout=self.settings.visibility_timeout,
+                    ),
                     self.queue,
-                    limit=self.settings.batch_size,
-                    visibility_timeout=self.settings.visibility_timeout,
                     pause=min(self.settings.poll_interval, 1.0),
-                    read=self.read,
                 )
                 units = self._units(messages)
                 if len(units) == 1:
