@@ -26,6 +26,7 @@ import trio_asyncio  # type: ignore[import-untyped]
 
 from tasker_trio.db.errors import TRANSLATED, DatabaseError, translate
 from tasker_trio.db.listener import Listener
+from tasker_trio.db.loop import open_asyncio_loop
 from tasker_trio.db.publisher import NOTIFY_MODE_SETTING, Publisher
 from tasker_trio.db.retry import Failure, RetryPolicy, retrying
 from tasker_trio.db.signals import ORIGIN_SETTING, Signals, WakeupMode
@@ -254,7 +255,7 @@ async def open_database(
     }
     try:
         async with (
-            trio_asyncio.open_loop() as loop,
+            open_asyncio_loop() as loop,
             _quiet_stray_errors(loop),
             _pool(
                 dsn,
