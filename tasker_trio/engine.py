@@ -39,9 +39,7 @@ from tasker_trio.db import Database
 from tasker_trio.db.bridge import Guard
 from tasker_trio.engine_api import Engine
 from tasker_trio.errors import ConfigurationError
-from tasker_trio.models import (
-    worker_queue,
-)
+from tasker_trio.models import ORCHESTRATION_STEP_RESULTS, worker_queue
 from tasker_trio.orchestration.actors import ORCHESTRATION_ACTORS
 from tasker_trio.orchestration.command_processor import CommandProcessor
 from tasker_trio.orchestration.context import OrchestrationContext
@@ -50,8 +48,9 @@ from tasker_trio.orchestration.event_systems.queue_consumer import ConsumerSetti
 from tasker_trio.orchestration.event_systems.retry_timer import run_retry_timer
 from tasker_trio.orchestration.event_systems.staleness_sweeper import run_staleness_sweeper
 from tasker_trio.orchestration.services.staleness import LifecycleDefaults, StalenessService
+from tasker_trio.store.protocol import SupportsHandoff
 from tasker_trio.templates import TaskTemplate, TemplateRegistry, load_templates
-from tasker_trio.worker.actor import WorkerContext, poll_queue, worker_actor_class
+from tasker_trio.worker.actor import WorkerContext, WorkerHandoff, poll_queue, worker_actor_class
 from tasker_trio.worker.executor import ExecutionSettings
 from tasker_trio.worker.handlers import HandlerFn, HandlerResolver
 from tasker_trio.worker.leases import keep_leases
@@ -114,6 +113,7 @@ async def open_engine(
     pool_size: int = 10,
     wakeups: str = "hybrid",
     migrate: bool = False,
+    handoffs: bool = True,
 ) -> AsyncIterator[Engine]:
     """Open an engine: orchestration and workers (either may be left out).
 
@@ -150,6 +150,10 @@ async def open_engine(
         wakeups: how a PostgreSQL engine hears of other processes' messages: ``hybrid``
             (LISTEN/NOTIFY, and every wait cut at ``poll_interval``), ``event`` or ``poll``.
         migrate: apply pending schema migrations on start instead of refusing to run.
+        handoffs: on PostgreSQL, when this process runs orchestration and workers, hand
+            steps and results between them directly (`SupportsHandoff`; each is still
+            committed first); ``False`` makes them go through the queues like separate
+            processes do.
 
     Raises:
         ConfigurationError: a setting is unusable, or the database schema is not current
@@ -198,6 +202,7 @@ async def open_engine(
         )
         actors: ActorRegistry[OrchestrationContext] | None = None
         commands: CommandProcessor | None = None
+        results: QueueConsumer | None = None
         if orchestration:
             actors = await stack.enter_async_context(open_registry(context, ORCHESTRATION_ACTORS))
             commands = CommandProcessor(actors)
@@ -205,7 +210,7 @@ async def open_engine(
             staleness = StalenessService(
                 backend.store, registry, lifecycle_defaults or LifecycleDefaults()
             )
-            await _start_event_systems(
+            results = await _start_event_systems(
                 events,
                 context,
                 commands=commands,
@@ -236,6 +241,15 @@ async def open_engine(
             )
             pollers = await stack.enter_async_context(_cancelled_on_exit())
             await _start_pollers(pollers, worker, worker_registry, served, settings)
+            if handoffs and results is not None and isinstance(backend.store, SupportsHandoff):
+                _hand_off(
+                    stack,
+                    backend.store,
+                    worker=worker,
+                    worker_registry=worker_registry,
+                    namespaces=served,
+                    results=results,
+                )
         yield Engine(
             context=context,
             commands=commands,
@@ -254,8 +268,12 @@ async def _start_event_systems(
     settings: ConsumerSettings,
     staleness: StalenessService,
     staleness_interval: float,
-) -> None:
-    """The orchestration queue consumers, the retry timer and the staleness sweeper."""
+) -> QueueConsumer | None:
+    """The orchestration queue consumers, the retry timer and the staleness sweeper.
+
+    Returns the step results' consumer.
+    """
+    results: QueueConsumer | None = None
     for route in orchestration_routes(commands):
         consumer = QueueConsumer(
             context.broker,
@@ -267,10 +285,43 @@ async def _start_event_systems(
             read=context.store.read_for_processing if route.read_ahead else None,
         )
         await events.start(consumer.run)
+        if route.queue == ORCHESTRATION_STEP_RESULTS:
+            results = consumer
     await events.start(
         partial(run_retry_timer, context, commands, poll_interval=settings.poll_interval)
     )
     await events.start(partial(run_staleness_sweeper, staleness, interval=staleness_interval))
+    return results
+
+
+def _hand_off(
+    stack: AsyncExitStack,
+    store: SupportsHandoff,
+    *,
+    worker: WorkerContext,
+    worker_registry: ActorRegistry[WorkerContext],
+    namespaces: list[str],
+    results: QueueConsumer,
+) -> None:
+    """Hand steps and results between this process's orchestration and workers.
+
+    Undone first on the way out, before the workers stop: plans made then leave their
+    steps in the queues, and results go through the queue.
+    """
+    handoff = WorkerHandoff(
+        context=worker,
+        actor=worker_registry.ref("WorkerActor"),
+        queues=frozenset(worker_queue(namespace) for namespace in namespaces),
+        worker_id=worker.settings.worker_id,
+        lease_seconds=worker.settings.visibility_timeout,
+    )
+    store.hand_off(worker=handoff, results=results)
+
+    def undo() -> None:
+        handoff.close()
+        store.hand_off()
+
+    stack.callback(undo)
 
 
 async def _start_pollers(

@@ -61,6 +61,11 @@ class EngineStatistics:
     steps_executed: int
     poison_messages: dict[str, int]
     result_queue_depth: int
+    steps_handed_over: int = 0
+    """Steps claimed for this process's workers by the plan that enqueued them (PostgreSQL,
+    orchestration and workers in one process; see `open_engine`'s ``handoffs``)."""
+    results_handed_over: int = 0
+    """Results this process's workers handed straight to its result processing (idem)."""
 
 
 class Engine:
@@ -249,6 +254,8 @@ class Engine:
             steps_executed=self._worker.executed if self._worker else 0,
             poison_messages=poison,
             result_queue_depth=queue.depth,
+            steps_handed_over=self._worker.steps_handed_over if self._worker else 0,
+            results_handed_over=self._worker.results_handed_over if self._worker else 0,
         )
 
     def _cancel_running(self, step_uuids: list[str]) -> None:

@@ -10,7 +10,7 @@ at all. Orchestration decides changes in pure services and passes them as a plan
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
@@ -75,10 +75,15 @@ class QueuedClaim:
 
 @attrs.frozen(kw_only=True)
 class RecordOutcome:
-    """What recording a result did: ``accepted`` when it was the step's current attempt."""
+    """What recording a result did: ``accepted`` when it was the step's current attempt.
+
+    ``handed_over``: its notice went straight to result processing in this process
+    (`SupportsHandoff`) rather than through the result queue.
+    """
 
     accepted: bool
     reason: str | None = None
+    handed_over: bool = False
 
 
 class Store(Protocol):
@@ -211,5 +216,60 @@ class Store(Protocol):
 
         Step-level changes alone (a claim, a recorded result) do not wake it: waiters care
         about where the task stands, and a wake-up per step change would cost every step.
+        A store may also leave it asleep through transitions that end in the state they
+        started from (PostgreSQL does: there a wake-up costs the waiter a read).
         """
+        ...
+
+
+class LocalWorker(Protocol):
+    """A worker in the store's own process, which takes steps as plans enqueue them.
+
+    A store that supports handoffs (`SupportsHandoff`) claims a plan's ready steps for it in
+    the plan's own atomic operation, while it has free slots, instead of leaving them for a
+    read of the queue.
+    """
+
+    worker_id: str
+    lease_seconds: float
+
+    def serves(self, queue: str) -> bool:
+        """Whether this worker runs the steps of ``queue``."""
+        ...
+
+    def reserve(self, wanted: int) -> int:
+        """Take up to ``wanted`` free slots at once (none once it stops); return how many."""
+        ...
+
+    def release(self, count: int) -> None:
+        """Give back reserved slots that no claim used."""
+        ...
+
+    def deliver(self, claims: Sequence[QueuedClaim]) -> None:
+        """Run these claimed steps, one reserved slot each (never blocks)."""
+        ...
+
+
+class LocalResults(Protocol):
+    """Result processing in the store's own process, which takes results as workers record them."""
+
+    @property
+    def hold_seconds(self) -> float:
+        """How long a handed-over notice stays hidden from every other reader of its queue."""
+        ...
+
+    def deliver(self, message: QueueMessage) -> None:
+        """Process this result notice as if it had been read from its queue (never blocks)."""
+        ...
+
+
+@runtime_checkable
+class SupportsHandoff(Protocol):
+    """A store that can skip queue round trips between the orchestration and the workers of
+    one process (the PostgreSQL store; in memory a queue is as cheap as a handoff)."""
+
+    def hand_off(
+        self, *, worker: LocalWorker | None = None, results: LocalResults | None = None
+    ) -> None:
+        """Hand ready steps to ``worker`` and recorded results to ``results`` from now on."""
         ...

@@ -10,6 +10,7 @@ message that is not a step message is archived as poison.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from functools import partial
 from typing import Any, ClassVar
 
@@ -17,12 +18,12 @@ import attrs
 import trio
 
 from tasker_trio.actors import Actor, Message, handles
-from tasker_trio.errors import PoisonMessage
+from tasker_trio.errors import ActorStopped, MailboxFull, PoisonMessage
 from tasker_trio.messaging.protocol import Broker, QueueMessage
 from tasker_trio.messaging.resilient import read_or_pause, wait_or_pause
 from tasker_trio.models import ORCHESTRATION_STEP_RESULTS
 from tasker_trio.orchestration.hydration import hydrate_step
-from tasker_trio.store.protocol import ClaimOutcome, MessageRef, Store
+from tasker_trio.store.protocol import ClaimOutcome, MessageRef, QueuedClaim, Store
 from tasker_trio.worker.executor import ExecutionSettings, execute
 from tasker_trio.worker.handlers import HandlerResolver
 from tasker_trio.worker.leases import RunningStep
@@ -49,6 +50,8 @@ class WorkerContext:
     slots: trio.Semaphore = attrs.field(init=False)
     executed: int = 0
     poisoned: int = 0
+    steps_handed_over: int = 0
+    results_handed_over: int = 0
 
     def __attrs_post_init__(self) -> None:
         self.slots = trio.Semaphore(self.concurrency)
@@ -118,8 +121,68 @@ class WorkerActor(Actor[WorkerContext]):
             result = await execute(running, resolver=ctx.resolver, settings=ctx.settings)
         finally:
             ctx.running.pop(step_uuid, None)
-        await ctx.store.record_result(result, message=ref, result_queue=ORCHESTRATION_STEP_RESULTS)
+        recorded = await ctx.store.record_result(
+            result, message=ref, result_queue=ORCHESTRATION_STEP_RESULTS
+        )
         ctx.executed += 1
+        ctx.results_handed_over += recorded.handed_over
+
+
+@attrs.define(kw_only=True)
+class WorkerHandoff:
+    """The `LocalWorker` of an engine's workers: takes the steps its own orchestration enqueues.
+
+    Steps are claimed for it in the plan that enqueues them (`SupportsHandoff.hand_off`),
+    one free slot each, and told to the `WorkerActor` like the poller's claims. `close` it
+    before the workers stop: later plans leave their steps in the queues.
+    """
+
+    context: WorkerContext
+    actor: Any
+    queues: frozenset[str]
+    worker_id: str
+    lease_seconds: float
+    accepting: bool = True
+
+    def serves(self, queue: str) -> bool:
+        """Whether these workers run ``queue``'s steps (and still take any)."""
+        return self.accepting and queue in self.queues
+
+    def reserve(self, wanted: int) -> int:
+        """Take up to ``wanted`` free slots (none once closed)."""
+        taken = 0
+        while self.accepting and taken < wanted:
+            try:
+                self.context.slots.acquire_nowait()
+            except trio.WouldBlock:
+                break
+            taken += 1
+        return taken
+
+    def release(self, count: int) -> None:
+        """Give back ``count`` reserved slots."""
+        for _ in range(count):
+            self.context.slots.release()
+
+    def deliver(self, claims: Sequence[QueuedClaim]) -> None:
+        """Run the claimed steps (their slots are reserved; the actor frees them)."""
+        for index, claim in enumerate(claims):
+            try:
+                self.actor.tell_nowait(ExecuteStep(message=claim.message, outcome=claim.outcome))
+            except (ActorStopped, MailboxFull):
+                # Stopping: the claims stay in PostgreSQL and their messages turn visible
+                # when their leases run out, as a stopped worker's do.
+                self.release(len(claims) - index)
+                _log.warning(
+                    "workers stopped: %d handed-over step(s) left to their leases",
+                    len(claims) - index,
+                )
+                return
+            self.context.steps_handed_over += 1
+
+    def close(self) -> None:
+        """Take no more steps."""
+        self.accepting = False
 
 
 def worker_actor_class(concurrency: int, *, stop_grace: float) -> type[WorkerActor]:

@@ -870,8 +870,8 @@ async def test_wait_for_change_wakes_on_a_change_of_the_tasks_state(
         await backend.let_time_pass(3)
         await record(store, success(graph, "a", 1), message)
         await backend.let_time_pass(4)
-        # ...a task transition does.
-        await store.apply(graph.task.task_uuid, complete_and_enqueue(graph, "a", "b"))
+        # ...a task transition to another state does (steps_in_process -> waiting).
+        await store.apply(graph.task.task_uuid, complete_and_enqueue(graph, "a"))
 
     assert woke_at == [pytest.approx(start + 9)]
 

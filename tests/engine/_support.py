@@ -89,17 +89,23 @@ POSTGRES_POLL_INTERVAL = 5.0
 
 _database: Database | None = None
 """The running test's PostgreSQL database (None: the memory backend)."""
+_handoffs = True
+"""Whether engines on that database hand steps and results over in-process."""
 
 
 @contextmanager
-def use_database(database: Database | None) -> Iterator[None]:
-    """Run the engines `running_engine` opens on ``database`` until the block ends."""
-    global _database  # noqa: PLW0603  # one test at a time; set by a fixture, read below
-    _database = database
+def use_database(database: Database | None, *, handoffs: bool = True) -> Iterator[None]:
+    """Run the engines `running_engine` opens on ``database`` until the block ends.
+
+    ``handoffs=False`` makes them pass every step and result through the queues, as
+    separate processes do (`open_engine`'s ``handoffs``).
+    """
+    global _database, _handoffs  # one test at a time; read below
+    _database, _handoffs = database, handoffs
     try:
         yield
     finally:
-        _database = None
+        _database, _handoffs = None, True
 
 
 @asynccontextmanager
@@ -132,6 +138,7 @@ async def running_engine(
         visibility_timeout=visibility_timeout,
         poll_interval=poll_interval or (0.5 if _database is None else POSTGRES_POLL_INTERVAL),
         rng=random.Random(seed),
+        handoffs=_handoffs,
     ) as engine:
         yield engine
 

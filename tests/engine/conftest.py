@@ -15,6 +15,7 @@ jump straight past the step's timeout.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import pytest
@@ -23,10 +24,16 @@ import trio
 from tests.engine._support import POSTGRES_POLL_INTERVAL, Recorder, use_database
 from tests.postgres._database import fresh_database, skip_without_server
 
-BACKENDS = ["memory", pytest.param("postgres", marks=skip_without_server())]
+BACKENDS = [
+    "memory",
+    pytest.param("postgres", marks=skip_without_server()),
+    pytest.param("postgres-queues", marks=skip_without_server()),
+]
+"""``postgres-queues``: PostgreSQL with the in-process handoffs off (``handoffs=False``),
+so every step and result goes through the queues, as between separate processes."""
 
 
-@pytest.fixture(autouse=True, params=BACKENDS, ids=["memory", "postgres"])
+@pytest.fixture(autouse=True, params=BACKENDS, ids=["memory", "postgres", "postgres-queues"])
 def engine_backend(request: pytest.FixtureRequest) -> str:
     """The backend of this run of the test (see `pytest_collection_modifyitems`)."""
     backend: str = request.param
@@ -43,16 +50,22 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if callspec is not None and callspec.params.get("engine_backend") == "postgres":
-            item.add_marker(pytest.mark.trio(run=_run_in_fresh_database), append=False)
+        backend = callspec.params.get("engine_backend") if callspec is not None else None
+        if backend in ("postgres", "postgres-queues"):
+            run = partial(_run_in_fresh_database, handoffs=backend == "postgres")
+            item.add_marker(pytest.mark.trio(run=run), append=False)
 
 
 def _run_in_fresh_database(
-    test: Callable[[], Awaitable[Any]], *, clock: trio.abc.Clock | None, instruments: Any
+    test: Callable[[], Awaitable[Any]],
+    *,
+    clock: trio.abc.Clock | None,
+    instruments: Any,
+    handoffs: bool,
 ) -> Any:
     async def main() -> Any:
         async with fresh_database(poll_interval=POSTGRES_POLL_INTERVAL) as db:
-            with use_database(db):
+            with use_database(db, handoffs=handoffs):
                 return await test()
 
     return trio.run(main, clock=clock, instruments=instruments)

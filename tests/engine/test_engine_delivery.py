@@ -178,3 +178,32 @@ async def test_retry_is_not_held_back_by_another_branch_in_flight(
     assert task.state == TaskState.COMPLETE
     first, second = recorder.of("flaky")
     assert 0.9 <= second.at - first.at <= 1.1 + 0.05  # not when "slow" ends (t = 100)
+
+
+async def test_one_process_on_postgres_hands_steps_and_results_over_in_process(
+    autojump_clock: trio.abc.Clock, engine_backend: str
+) -> None:
+    # A fan-out wider than the worker: the plan claims what fits, the queue carries the rest.
+    async def ok(ctx: StepContext) -> dict[str, Any]:
+        await trio.sleep(1)
+        return {"step": ctx.step_name, "seen": sorted(ctx.dependency_results)}
+
+    branches = [step(f"b{i}", "ok", "root") for i in range(6)]
+    tpl = template(
+        "wide", [step("root", "ok"), *branches, step("join", "ok", *(s["name"] for s in branches))]
+    )
+    async with running_engine([tpl], {"ok": ok}, worker_concurrency=4) as engine:
+        task = await run_task(engine, "wide")
+        stats = await engine.statistics()
+        results = await engine.get_results(task.task_uuid)
+
+    assert task.state == TaskState.COMPLETE
+    assert results["join"] == {"step": "join", "seen": [*(f"b{i}" for i in range(6)), "root"]}
+    assert stats.steps_executed == 8
+    if engine_backend == "postgres":
+        # root and join by the plans that enqueued them, and as many branches as the worker
+        # had free slots for; the other branches were read from the queue.
+        assert 2 < stats.steps_handed_over < 8
+        assert stats.results_handed_over == 8
+    else:  # memory has no handoffs; "postgres-queues" turns them off
+        assert (stats.steps_handed_over, stats.results_handed_over) == (0, 0)

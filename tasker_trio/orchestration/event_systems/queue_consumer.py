@@ -92,37 +92,89 @@ class QueueConsumer:
         self.on_poison = on_poison
         self.group = group
         self._limiter = trio.Semaphore(settings.concurrency)
+        self._nursery: trio.Nursery | None = None
+        self._handed: dict[str | None, list[QueueMessage]] = {}
+        self.handed_over = 0
+
+    @property
+    def hold_seconds(self) -> float:
+        """How long a message handed over here stays hidden from other readers."""
+        return self.settings.visibility_timeout
+
+    def deliver(self, message: QueueMessage) -> None:
+        """Process ``message`` as if this consumer had just read it (a `LocalResults`).
+
+        For messages sent in this process that no other reader sees for `hold_seconds`
+        (a result handed over by a worker here). Never blocks: messages of one group key
+        that arrive while that group is being processed are processed together next, so a
+        fan-out's results become a few store operations rather than one each. Before the
+        consumer runs, or once it stopped, the message is left to turn visible and be read.
+        """
+        if self._nursery is None:
+            return
+        key: str | None = None
+        if self.group is not None:
+            try:
+                key = self.group.key(message)
+            except Exception:
+                key = None
+        self.handed_over += 1
+        if key is None:
+            self._nursery.start_soon(self._drain_one, message)
+            return
+        if key in self._handed:
+            self._handed[key].append(message)  # its drain takes it next
+            return
+        self._handed[key] = [message]
+        self._nursery.start_soon(self._drain, key)
+
+    async def _drain(self, key: str) -> None:
+        try:
+            while batch := self._handed[key]:
+                self._handed[key] = []
+                await self._limiter.acquire()
+                await self._handle(_Unit(messages=batch, grouped=True))
+        finally:
+            del self._handed[key]
+
+    async def _drain_one(self, message: QueueMessage) -> None:
+        await self._limiter.acquire()
+        await self._handle(_Unit(messages=[message], grouped=False))
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Consume until cancelled."""
-        task_status.started()
         async with trio.open_nursery() as nursery:
-            while True:
-                messages = await read_or_pause(
-                    partial(
-                        self.read or self.broker.read,
+            self._nursery = nursery
+            task_status.started()
+            try:
+                while True:
+                    messages = await read_or_pause(
+                        partial(
+                            self.read or self.broker.read,
+                            self.queue,
+                            limit=self.settings.batch_size,
+                            visibility_timeout=self.settings.visibility_timeout,
+                        ),
                         self.queue,
-                        limit=self.settings.batch_size,
-                        visibility_timeout=self.settings.visibility_timeout,
-                    ),
-                    self.queue,
-                    pause=min(self.settings.poll_interval, 1.0),
-                )
-                units = self._units(messages)
-                if len(units) == 1:
-                    # The common case when idle: handle it here, sparing a task spawn.
-                    await self._limiter.acquire()
-                    await self._handle(units[0])
-                else:
-                    for unit in units:
-                        await self._limiter.acquire()
-                        nursery.start_soon(self._handle, unit)
-                if len(messages) < self.settings.batch_size:
-                    # The queue was drained when read: rather than read it again (empty, as
-                    # a rule), wait — which returns at once if a message is visible by now.
-                    await wait_or_pause(
-                        self.broker, self.queue, timeout=self.settings.poll_interval
+                        pause=min(self.settings.poll_interval, 1.0),
                     )
+                    units = self._units(messages)
+                    if len(units) == 1:
+                        # The common case when idle: handle it here, sparing a task spawn.
+                        await self._limiter.acquire()
+                        await self._handle(units[0])
+                    else:
+                        for unit in units:
+                            await self._limiter.acquire()
+                            nursery.start_soon(self._handle, unit)
+                    if len(messages) < self.settings.batch_size:
+                        # The queue was drained when read: rather than read it again (empty, as
+                        # a rule), wait — which returns at once if a message is visible by now.
+                        await wait_or_pause(
+                            self.broker, self.queue, timeout=self.settings.poll_interval
+                        )
+            finally:
+                self._nursery = None
 
     def _units(self, messages: list[QueueMessage]) -> list[_Unit]:
         """The work of one read: groups of messages sharing a key, and single messages."""

@@ -1,10 +1,16 @@
-"""The read-ahead task views of `PostgresStore.read_for_processing` (migration 0007)."""
+"""Views the PostgreSQL store keeps so as not to read a task again.
+
+`ViewCache`: the read-ahead views of `PostgresStore.read_for_processing` (migration 0007).
+`KnownViews` and `StepPatches`: what handed-over results are planned on (migration 0009).
+"""
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
 from typing import Any
+
+from tasker_trio.store.plan import TaskView
 
 MessageKey = tuple[str, int]
 """A message's (queue, msg_id)."""
@@ -44,3 +50,56 @@ class ViewCache:
 
     def __len__(self) -> int:
         return len(self._rows)
+
+
+class KnownViews:
+    """The view of each task after this process's last plan on it, with its version.
+
+    Kept for the handed-over results of `PostgresStore.hand_off`: their `apply` starts from
+    the known view with the recorded steps patched in (`StepPatches`) instead of reading
+    the task. Workers move steps without bumping the version, so a known view may show
+    steps it does not rewrite in an older in-flight state (enqueued, in progress, enqueued
+    for orchestration), which orchestration treats alike; `tasker.apply_plan` checks the
+    version and every step the plan rewrites, so a view that is stale in anything that
+    matters makes the store read the task again.
+    """
+
+    def __init__(self, size: int = VIEW_CACHE_SIZE) -> None:
+        self._size = size
+        self._views: OrderedDict[str, tuple[int, TaskView]] = OrderedDict()
+
+    def put(self, task_uuid: str, version: int, view: TaskView) -> None:
+        """The task is at ``version``, as ``view`` shows it."""
+        self._views[task_uuid] = (version, view)
+        self._views.move_to_end(task_uuid)
+        while len(self._views) > self._size:
+            self._views.popitem(last=False)
+
+    def get(self, task_uuid: str) -> tuple[int, TaskView] | None:
+        """The known version and view of the task, if any."""
+        return self._views.get(task_uuid)
+
+    def forget(self, task_uuid: str) -> None:
+        """Drop the task's view (it changed elsewhere)."""
+        self._views.pop(task_uuid, None)
+
+
+class StepPatches:
+    """The step each handed-over result notice recorded, as the record left it."""
+
+    def __init__(self, size: int = VIEW_CACHE_SIZE) -> None:
+        self._size = size
+        self._steps: OrderedDict[MessageKey, dict[str, Any]] = OrderedDict()
+
+    def put(self, message: MessageKey, step: dict[str, Any]) -> None:
+        """The notice ``message`` follows the record that left its step as ``step``."""
+        self._steps[message] = step
+        while len(self._steps) > self._size:
+            self._steps.popitem(last=False)
+
+    def take(self, consumed: Iterable[MessageKey]) -> list[dict[str, Any]] | None:
+        """The recorded steps of ``consumed`` (removed), or None unless each one has one."""
+        keys = list(consumed)
+        if not keys or any(key not in self._steps for key in keys):
+            return None
+        return [self._steps.pop(key) for key in keys]

@@ -24,7 +24,8 @@ from tasker_trio.models import (
 )
 from tasker_trio.state_machine import StepEvent, StepState
 from tasker_trio.store.postgres import _sql as sql
-from tasker_trio.store.postgres._reads import MessageKey, ViewCache
+from tasker_trio.store.postgres._handoff import Handoffs, claim_parameters
+from tasker_trio.store.postgres._reads import MessageKey, StepPatches, ViewCache
 from tasker_trio.store.protocol import (
     ClaimedStep,
     ClaimOutcome,
@@ -41,23 +42,16 @@ class PostgresWorkerSide:
     clock: Callable[[], float]
     processor_id: str
     _views: ViewCache
+    _handoffs: Handoffs
+    _patches: StepPatches
 
     def now(self) -> float:  # provided by PostgresStore
         raise NotImplementedError
 
     def _claim_payload(self, *, lease_seconds: float, worker_id: str, queue: str) -> dict[str, Any]:
-        return {
-            "now": self.now(),
-            "lease": lease_seconds,
-            "worker_id": worker_id,
-            "queue": queue,
-            "processor_id": self.processor_id,
-            "claimable_state": str(StepState.ENQUEUED),
-            "in_progress_state": str(StepState.IN_PROGRESS),
-            "target_state": str(sql.CLAIMED),
-            "event": str(StepEvent.START),
-            "satisfied_states": sql.SATISFIED,
-        }
+        payload = claim_parameters(worker_id, self.processor_id, self.now())
+        payload.update(lease=lease_seconds, queue=queue)
+        return payload
 
     async def claim_step(
         self, step_uuid: str, *, lease_seconds: float, worker_id: str, message: MessageRef
@@ -218,11 +212,24 @@ class PostgresWorkerSide:
             "success_event": str(StepEvent.SUBMIT_SUCCESS),
             "failure_event": str(StepEvent.SUBMIT_FAILURE),
         }
+        local = self._handoffs.results
         if expired_by is not None:
             payload["expired_by"] = expired_by
+            local = None  # the recording worker is gone: any orchestrator may process it
+        if local is not None:
+            payload["hold"] = local.hold_seconds
         outcome = await self.db.fetchval(
             sql.RECORD, payload, where="recording a step result", idempotent=True
         )
-        if outcome["accepted"]:
+        handed = False
+        if outcome["accepted"] and local is not None and "msg_id" in outcome:
+            handed = True
+            # Sent hidden: nobody else reads it unless processing it here fails for a while.
+            handed_notice = queue_message(result_queue, {"read_ct": 1, **outcome})
+            self._patches.put((result_queue, handed_notice.msg_id), outcome["step"])
+            local.deliver(handed_notice)
+        elif outcome["accepted"]:
             self.db.fire(queue_key(result_queue))
-        return RecordOutcome(accepted=bool(outcome["accepted"]), reason=outcome.get("reason"))
+        return RecordOutcome(
+            accepted=bool(outcome["accepted"]), reason=outcome.get("reason"), handed_over=handed
+        )

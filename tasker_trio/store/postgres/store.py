@@ -29,13 +29,16 @@ import os
 import socket
 import time
 from collections.abc import Callable, Sequence
+from typing import Any
 
+import attrs
 import trio
 
 from tasker_trio.db.bridge import Database
 from tasker_trio.db.errors import DatabaseConflict, DatabaseError
 from tasker_trio.db.signals import Signals, queue_key, task_key
 from tasker_trio.errors import DeadLetterNotFound, StepNotFound, TaskNotFound
+from tasker_trio.messaging.pgmq import queue_message
 from tasker_trio.models import (
     DeadLetterEntry,
     StepEdge,
@@ -47,12 +50,16 @@ from tasker_trio.models import (
 from tasker_trio.state_machine import StepState, TaskState
 from tasker_trio.store.plan import Plan, TaskView
 from tasker_trio.store.postgres import _sql as sql
+from tasker_trio.store.postgres._handoff import Handoffs, Reservation
 from tasker_trio.store.postgres._plans import plan_effects, view_after, view_from_row
-from tasker_trio.store.postgres._reads import ViewCache
+from tasker_trio.store.postgres._reads import KnownViews, StepPatches, ViewCache
 from tasker_trio.store.postgres._worker import PostgresWorkerSide
 from tasker_trio.store.protocol import (
+    LocalResults,
+    LocalWorker,
     MessageRef,
     Planner,
+    QueuedClaim,
 )
 
 APPLY_ATTEMPTS = 50
@@ -81,6 +88,19 @@ class PostgresStore(PostgresWorkerSide):
         self.clock = clock
         self.processor_id = processor_id or default_processor_id()
         self._views = ViewCache()
+        self._handoffs = Handoffs()
+        self._known = KnownViews()
+        self._patches = StepPatches()
+
+    def hand_off(
+        self, *, worker: LocalWorker | None = None, results: LocalResults | None = None
+    ) -> None:
+        """Hand ready steps to ``worker`` and recorded results to ``results`` from now on.
+
+        Both run in this process (see `tasker_trio.store.postgres._handoff`); ``None``
+        stops handing that way.
+        """
+        self._handoffs = Handoffs(worker=worker, results=results)
 
     def now(self) -> float:
         """The store's clock (wall-clock seconds unless another clock was given)."""
@@ -105,16 +125,35 @@ class PostgresStore(PostgresWorkerSide):
         payload["task"] = after.task.to_json()
         payload["steps"] = [s.to_json() for s in after.steps]
         payload["edges"] = [e.to_json() for e in after.edges]
-        outcome = await self.db.fetchval(
-            sql.CREATE, payload, where="creating a task", idempotent=True
-        )
+        reservation = self._handoffs.split(payload, now)
+        try:
+            outcome = await self.db.fetchval(
+                sql.CREATE_CLAIMING,
+                payload,
+                where="creating a task",
+                idempotent=True,
+            )
+        except BaseException:
+            if reservation is not None:
+                reservation.release()
+            raise
         if outcome["task"] is None:
+            if reservation is not None:
+                reservation.release()
             raise DatabaseError(f"task {task.task_uuid} exists with another identity")
         existing = Task.from_json(outcome["task"])
         # A twin with this very uuid is our own commit, seen again by a retried call.
         created = bool(outcome["created"]) or existing.task_uuid == task.task_uuid
-        if created:
-            self._fire(plan)
+        if not outcome["created"]:
+            # Nothing written now (a twin; or our own commit whose answer was lost, whose
+            # claims, unknown here, run again once their leases expire).
+            if reservation is not None:
+                reservation.release()
+            if created:
+                await self._settle(plan, payload, [], None, moved=True)
+            return existing, created
+        self._known.put(task.task_uuid, 0, after)
+        await self._settle(plan, payload, outcome["claims"], reservation, moved=True)
         return existing, created
 
     async def apply(
@@ -127,13 +166,8 @@ class PostgresStore(PostgresWorkerSide):
         """
         refs = [{"queue": ref.queue, "msg_id": ref.msg_id} for ref in consumed]
         consumed_ids = [(ref.queue, ref.msg_id) for ref in consumed]
-        for _ in range(APPLY_ATTEMPTS):
-            row = self._views.take(task_uuid, consumed_ids) or await self.db.fetchval(
-                sql.VIEW, task_uuid, where="reading a task", idempotent=True
-            )
-            if row is None:
-                raise TaskNotFound(task_uuid)
-            view = view_from_row(row)
+        for attempt in range(APPLY_ATTEMPTS):
+            version, view = await self._view_for(task_uuid, consumed_ids, first=attempt == 0)
             now = self.now()
             plan = planner(view, now)
             if plan.is_empty:
@@ -147,7 +181,7 @@ class PostgresStore(PostgresWorkerSide):
                 return plan, view
             after, changed = view_after(view, plan, now)
             payload = plan_effects(plan, after, now, self.processor_id)
-            payload["version"] = row["version"]
+            payload["version"] = version
             if plan.task_changes:
                 payload["task"] = after.task.to_json()
             payload["steps"] = [after.step(uuid).to_json() for uuid in changed]
@@ -162,21 +196,89 @@ class PostgresStore(PostgresWorkerSide):
                 for uuid in changed
             ]
             payload["consumed"] = refs
-            applied = await self.db.fetchval(
-                sql.APPLY, payload, where="applying a plan", idempotent=True
-            )
-            if applied is None:
+            reservation = self._handoffs.split(payload, now)
+            try:
+                outcome = await self.db.fetchval(
+                    sql.APPLY_CLAIMING, payload, where="applying a plan", idempotent=True
+                )
+            except BaseException:
+                if reservation is not None:
+                    reservation.release()
+                raise
+            if outcome["applied"] is None:
+                if reservation is not None:
+                    reservation.release()
                 raise TaskNotFound(task_uuid)
-            if applied:
-                self._fire(plan)
+            if outcome["applied"]:
+                self._known.put(task_uuid, version + 1, after)
+                moved = after.task.state != view.task.state
+                await self._settle(plan, payload, outcome["claims"], reservation, moved=moved)
                 return plan, after
+            if reservation is not None:
+                reservation.release()
+            self._known.forget(task_uuid)
         raise DatabaseConflict(f"task {task_uuid} kept changing; gave up after {APPLY_ATTEMPTS}")
 
-    def _fire(self, plan: Plan) -> None:
-        for message in plan.messages:
-            self.db.fire(queue_key(message.queue))
-        if plan.task_changes:
+    async def _view_for(
+        self, task_uuid: str, consumed: list[tuple[str, int]], *, first: bool
+    ) -> tuple[int, TaskView]:
+        """The version and view a plan consuming ``consumed`` is made on.
+
+        The view read ahead with those messages; on the first try, for results handed over
+        in this process, the task's known view with the recorded steps patched in; else the
+        task as read now.
+        """
+        row = self._views.take(task_uuid, consumed)
+        if row is None and first:
+            recorded = self._patches.take(consumed)
+            known = self._known.get(task_uuid)
+            if recorded is not None and known is not None:
+                version, view = known
+                patched = {step["step_uuid"]: step for step in recorded}
+                steps = tuple(
+                    WorkflowStep.from_json(patched[s.step_uuid]) if s.step_uuid in patched else s
+                    for s in view.steps
+                )
+                return version, attrs.evolve(view, steps=steps)
+        if row is None:
+            row = await self.db.fetchval(
+                sql.VIEW, task_uuid, where="reading a task", idempotent=True
+            )
+        if row is None:
+            raise TaskNotFound(task_uuid)
+        return int(row["version"]), view_from_row(row)
+
+    async def _settle(
+        self,
+        plan: Plan,
+        payload: dict[str, Any],
+        claims: list[dict[str, Any]],
+        reservation: Reservation | None,
+        *,
+        moved: bool,
+    ) -> None:
+        """After a plan committed: wake whoever waits on it, and run what it claimed here.
+
+        Task waiters wake when the task ``moved`` to another state; transitions that come
+        back to the state they left (a step's result processed while others run) do not
+        wake them, nor other processes: a wake-up costs each waiter a read.
+        """
+        for queue in {m["queue"] for m in payload["messages"]}:  # the ones left in the queues
+            self.db.fire(queue_key(queue))
+        if plan.task_changes and moved:
             self.db.fire(task_key(plan.task_uuid))
+        if reservation is None:
+            return
+        sent = payload["local"]["messages"]
+        handed: list[QueuedClaim] = []
+        for row, local in zip(claims, sent, strict=True):
+            message = queue_message(local["queue"], row)
+            ref = MessageRef(queue=message.queue, msg_id=message.msg_id)
+            step_uuid = str(local["payload"]["step_uuid"])
+            outcome = await self._claim_outcome(row["claim"], step_uuid, ref, payload["now"])
+            handed.append(QueuedClaim(message=message, outcome=outcome))
+        reservation.release(len(handed))
+        reservation.worker.deliver(handed)
 
     # ------------------------------------------------------------------ queries
 
