@@ -1,10 +1,12 @@
-"""The Trio-to-asyncio bridge: one asyncio loop, one asyncpg pool, one crossing per operation.
+"""The Trio-to-asyncio bridge: one asyncio loop, pooled connections, one crossing per operation.
 
-`open_database` opens a trio-asyncio loop, an asyncpg pool and (unless polling) the LISTEN
+`open_database` opens a trio-asyncio loop (`tasker_trio.db.loop`), a pool of asyncpg
+connections kept on the Trio side (`tasker_trio.db.pool`) and (unless polling) the LISTEN
 bridge of `tasker_trio.db.listener` inside the caller's nursery tree, and closes them on the
 way out (shielded, within a grace period, then terminated).
-`Database.run` hands a whole operation — usually one statement, or one transaction — to the
-asyncio side and waits for it there, so each store operation crosses the bridge once; every
+`Database.run` takes a pooled connection on the Trio side, hands a whole operation — usually
+one statement, or one transaction — to the asyncio side and waits for it there, so each
+store operation crosses the bridge once; every
 asyncpg failure is translated into a `DatabaseError` on the way back, after the retries
 `tasker_trio.db.retry` allows.
 """
@@ -27,6 +29,7 @@ import trio_asyncio  # type: ignore[import-untyped]
 from tasker_trio.db.errors import TRANSLATED, DatabaseError, translate
 from tasker_trio.db.listener import Listener
 from tasker_trio.db.loop import open_asyncio_loop
+from tasker_trio.db.pool import TrioPool
 from tasker_trio.db.publisher import NOTIFY_MODE_SETTING, Publisher
 from tasker_trio.db.retry import Failure, RetryPolicy, retrying
 from tasker_trio.db.signals import ORIGIN_SETTING, Signals, WakeupMode
@@ -43,11 +46,6 @@ Operation = Callable[[Connection], Awaitable[T]]
 """An asyncio-side coroutine function run with a pooled connection."""
 Guard = Callable[[], AbstractContextManager[object]]
 """A context manager factory entered around every crossing (see `open_database`)."""
-
-
-async def _keep_session(connection: asyncpg.Connection) -> None:
-    """Pool reset hook: nothing to reset (see `open_database`)."""
-    del connection
 
 
 async def _init_connection(conn: Connection) -> None:
@@ -71,7 +69,7 @@ class Database:
 
     def __init__(
         self,
-        pool: asyncpg.Pool,
+        pool: TrioPool,
         loop: Any,
         *,
         dsn: str,
@@ -94,6 +92,11 @@ class Database:
         self.attach(self.signals)
         self.origin = origin
         self.publisher = Publisher(self._notify)
+
+    @property
+    def pool(self) -> TrioPool:
+        """The connection pool (its ``size``, ``opened`` and ``discarded`` counts)."""
+        return self._pool
 
     @property
     def listener(self) -> Listener | None:
@@ -164,18 +167,29 @@ class Database:
             DatabaseError: the server refused the operation (other asyncpg errors).
         """
 
-        async def on_asyncio() -> T:
-            sent = False
+        async def on_asyncio(conn: Connection) -> T:
             try:
-                async with self._pool.acquire() as conn:
-                    sent = True
-                    return await operation(conn)
+                return await operation(conn)
             except TRANSLATED as exc:
-                raise Failure(translate(exc, where=where), sent=sent) from exc
+                raise Failure(translate(exc, where=where), sent=True) from exc
 
         async def attempt() -> T:
             with self._guard():
-                result: T = await trio_asyncio.aio_as_trio(on_asyncio, loop=self._loop)()
+                try:
+                    conn = await self._pool.acquire()
+                except DatabaseError as exc:  # connecting: nothing was sent
+                    raise Failure(exc, sent=False) from exc
+                reusable = False
+                try:
+                    result: T = await trio_asyncio.aio_as_trio(on_asyncio, loop=self._loop)(conn)
+                    reusable = True
+                except Failure as failure:
+                    # The server answered (a constraint, a conflict...): the connection is
+                    # fine. Anything else (lost, cancelled mid-statement) may not be.
+                    reusable = failure.error.sqlstate is not None
+                    raise
+                finally:
+                    self._pool.release(conn, reusable=reusable)
             return result
 
         return await retrying(attempt, self._retry, idempotent=idempotent, where=where)
@@ -321,43 +335,39 @@ async def _pool(
     grace: float,
     settings: dict[str, Any],
 ) -> AsyncIterator[Database]:
-    async def create() -> Any:
+    async def connect() -> Any:
         try:
-            return await asyncpg.create_pool(
+            conn = await asyncpg.connect(
                 dsn,
-                min_size=min_size,
-                max_size=max_size,
-                init=_init_connection,
                 # Read by `tasker.notify`: this database's notifications carry its origin,
                 # and are sent after the commit by its `publisher`, not by the statements.
                 server_settings={
                     ORIGIN_SETTING: settings["origin"],
                     NOTIFY_MODE_SETTING: "deferred",
                 },
-                # asyncpg's default reset sends RESET ALL / UNLISTEN / unlock-all on every
-                # release: one more round trip per operation. Pooled connections keep no
-                # session state here (the listener has its own connection; migrations release
-                # their advisory lock themselves), and an open transaction is still rolled
-                # back by asyncpg before this hook runs.
-                reset=_keep_session,
-                # No idle timer: connections live as long as the pool (timers would also
-                # run on a test's mock clock).
-                max_inactive_connection_lifetime=0,
             )
         except TRANSLATED as exc:
             raise translate(exc, where=f"connecting to {_redact(dsn)}") from exc
         except ValueError as exc:  # asyncpg's DSN parser
             raise DatabaseError(f"bad database URL {_redact(dsn)}: {exc}") from exc
+        try:
+            await _init_connection(conn)
+        except BaseException:
+            conn.terminate()
+            raise
+        return conn
 
-    with enter():
-        pool = await trio_asyncio.aio_as_trio(create, loop=loop)()
+    # Pooled connections keep no session state (the listener has its own connection;
+    # migrations release their advisory lock themselves), so a connection goes back to the
+    # pool as it is: no reset round trip per operation.
+    pool = TrioPool(connect, loop, max_size=max_size)
     try:
+        with enter():
+            await pool.fill(min_size)
         yield Database(pool, loop, dsn=dsn, guard=enter, **settings)
     finally:
-        with enter(), trio.move_on_after(grace, shield=True) as scope:
-            await trio_asyncio.aio_as_trio(pool.close, loop=loop)()
-        if scope.cancelled_caught:
-            pool.terminate()
+        with enter():
+            await pool.close(grace)
 
 
 def _sole_error(group: BaseExceptionGroup[BaseException]) -> Exception | None:
