@@ -110,3 +110,12 @@ def identity_hash(
     """
     basis = f"key:{key}" if key is not None else f"context:{canonical_json(context)}"
     return hashlib.sha256(f"{template_identifier}\n{basis}".encode()).hexdigest()
+
+
+def copy_json(value: Any) -> Any:
+    """A deep copy of JSON data (dicts, lists and scalars), much cheaper than copy.deepcopy."""
+    if isinstance(value, dict):
+        return {key: copy_json(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [copy_json(item) for item in value]
+    return value

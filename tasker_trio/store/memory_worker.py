@@ -7,7 +7,6 @@ reading and writing, so each operation is atomic under Trio's cooperative schedu
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
@@ -154,27 +153,7 @@ class MemoryWorkerSide:
         return ClaimOutcome(claimed=self._claimed(claimed))
 
     def _claimed(self, step: WorkflowStep) -> ClaimedStep:
-        view = self._view(step.task_uuid)
-        parents: dict[str, list[str]] = defaultdict(list)
-        for edge in view.edges:
-            parents[edge.to_step_uuid].append(edge.from_step_uuid)
-        ancestors: set[str] = set()
-        frontier = list(parents[step.step_uuid])
-        while frontier:
-            uuid = frontier.pop()
-            if uuid not in ancestors:
-                ancestors.add(uuid)
-                frontier.extend(parents[uuid])
-        results = {
-            self._steps[a].name: dict(self._steps[a].results or {})
-            for a in ancestors
-            if self._steps[a].state in (StepState.COMPLETE, StepState.RESOLVED_MANUALLY)
-        }
-        # Handlers get copies of the JSON data: what they do to their context never reaches
-        # the store (as with a database, where every read is a copy).
-        task = attrs.evolve(view.task, context=_copy_json(view.task.context))
-        step = attrs.evolve(step, step_config=_copy_json(step.step_config))
-        return ClaimedStep(step=step, task=task, dependency_results=_copy_json(results))
+        return ClaimedStep.from_view(self._view(step.task_uuid), step)
 
     def _fail_expired_lease(self, step: WorkflowStep, message: MessageRef, now: float) -> None:
         error = StepError(
@@ -255,12 +234,3 @@ class MemoryWorkerSide:
             correlation_id=task.correlation_id,
         )
         self.queues.send_nowait(result_queue, notice.to_json())
-
-
-def _copy_json(value: Any) -> Any:
-    """A deep copy of JSON data (dicts, lists and scalars), much cheaper than copy.deepcopy."""
-    if isinstance(value, dict):
-        return {key: _copy_json(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_copy_json(item) for item in value]
-    return value

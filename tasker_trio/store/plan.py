@@ -46,6 +46,29 @@ class TaskView:
         """Steps by name."""
         return {step.name: step for step in self.steps}
 
+    def dependency_results(self, step_uuid: str) -> dict[str, dict[str, Any]]:
+        """The results of the step's ancestors that are complete or resolved, by name.
+
+        What a handler sees as ``dependency_results`` (semantics §10): every ancestor, not
+        only the parents; ``{}`` for one without results. Not copied.
+        """
+        parents: dict[str, list[str]] = {}
+        for edge in self.edges:
+            parents.setdefault(edge.to_step_uuid, []).append(edge.from_step_uuid)
+        ancestors: set[str] = set()
+        frontier = list(parents.get(step_uuid, ()))
+        while frontier:
+            uuid = frontier.pop()
+            if uuid not in ancestors:
+                ancestors.add(uuid)
+                frontier.extend(parents.get(uuid, ()))
+        return {
+            step.name: step.results or {}
+            for step in self.steps
+            if step.step_uuid in ancestors
+            and step.state in (StepState.COMPLETE, StepState.RESOLVED_MANUALLY)
+        }
+
 
 @attrs.frozen(kw_only=True)
 class StepChange:

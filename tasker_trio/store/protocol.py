@@ -23,6 +23,7 @@ from tasker_trio.models import (
     Transition,
     WorkflowStep,
 )
+from tasker_trio.models.codec import copy_json
 from tasker_trio.state_machine import TaskState
 from tasker_trio.store.plan import Plan, TaskView
 
@@ -45,6 +46,19 @@ class ClaimedStep:
     step: WorkflowStep
     task: Task
     dependency_results: dict[str, dict[str, Any]]
+
+    @classmethod
+    def from_view(cls, view: TaskView, step: WorkflowStep) -> ClaimedStep:
+        """``step`` (as claimed) of the task ``view`` shows, with its ancestors' results.
+
+        Handlers get copies of the JSON data: what they do to their context never reaches
+        the store, nor the view (as with a database, where every read is a copy).
+        """
+        return cls(
+            step=attrs.evolve(step, step_config=copy_json(step.step_config)),
+            task=attrs.evolve(view.task, context=copy_json(view.task.context)),
+            dependency_results=copy_json(view.dependency_results(step.step_uuid)),
+        )
 
 
 @attrs.frozen(kw_only=True)

@@ -55,6 +55,8 @@ from tasker_trio.store.postgres._plans import plan_effects, view_after, view_fro
 from tasker_trio.store.postgres._reads import KnownViews, StepPatches, ViewCache
 from tasker_trio.store.postgres._worker import PostgresWorkerSide
 from tasker_trio.store.protocol import (
+    ClaimedStep,
+    ClaimOutcome,
     LocalResults,
     LocalWorker,
     MessageRef,
@@ -150,10 +152,10 @@ class PostgresStore(PostgresWorkerSide):
             if reservation is not None:
                 reservation.release()
             if created:
-                await self._settle(plan, payload, [], None, moved=True)
+                self._settle(plan, after, payload, [], None, moved=True)
             return existing, created
         self._known.put(task.task_uuid, 0, after)
-        await self._settle(plan, payload, outcome["claims"], reservation, moved=True)
+        self._settle(plan, after, payload, outcome["claims"], reservation, moved=True)
         return existing, created
 
     async def apply(
@@ -212,7 +214,7 @@ class PostgresStore(PostgresWorkerSide):
             if outcome["applied"]:
                 self._known.put(task_uuid, version + 1, after)
                 moved = after.task.state != view.task.state
-                await self._settle(plan, payload, outcome["claims"], reservation, moved=moved)
+                self._settle(plan, after, payload, outcome["claims"], reservation, moved=moved)
                 return plan, after
             if reservation is not None:
                 reservation.release()
@@ -248,9 +250,10 @@ class PostgresStore(PostgresWorkerSide):
             raise TaskNotFound(task_uuid)
         return int(row["version"]), view_from_row(row)
 
-    async def _settle(
+    def _settle(
         self,
         plan: Plan,
+        after: TaskView,
         payload: dict[str, Any],
         claims: list[dict[str, Any]],
         reservation: Reservation | None,
@@ -270,13 +273,24 @@ class PostgresStore(PostgresWorkerSide):
         if reservation is None:
             return
         sent = payload["local"]["messages"]
+        now, lease = payload["now"], payload["local"]["lease"]
         handed: list[QueuedClaim] = []
         for row, local in zip(claims, sent, strict=True):
             message = queue_message(local["queue"], row)
-            ref = MessageRef(queue=message.queue, msg_id=message.msg_id)
-            step_uuid = str(local["payload"]["step_uuid"])
-            outcome = await self._claim_outcome(row["claim"], step_uuid, ref, payload["now"])
-            handed.append(QueuedClaim(message=message, outcome=outcome))
+            if row["attempts"] is None:  # not claimable after all: its message turns visible
+                handed.append(
+                    QueuedClaim(message=message, outcome=ClaimOutcome(reason="not_enqueued"))
+                )
+                continue
+            step = attrs.evolve(
+                after.step(str(local["payload"]["step_uuid"])),
+                state=sql.CLAIMED,
+                attempts=int(row["attempts"]),
+                lease_expires_at=now + lease,
+                updated_at=now,
+            )
+            claimed = ClaimedStep.from_view(after, step)
+            handed.append(QueuedClaim(message=message, outcome=ClaimOutcome(claimed=claimed)))
         reservation.release(len(handed))
         reservation.worker.deliver(handed)
 
