@@ -54,9 +54,10 @@ def check_mode(mode: dict[str, Any], *, with_db: bool) -> None:
         assert ("db" in workload) is with_db
         if with_db:
             db = workload["db"]
-            # Every step's result is recorded by a commit of its own (claims are batched
-            # with the read that finds them, and results with the plan that follows).
-            assert db["write_commits_per_step"] >= 1
+            # Something commits for every workload; in one process a plan can record and
+            # process several results of a task at once (a fan-out's branches), so a step
+            # may cost less than one commit.
+            assert db["write_commits_per_step"] > 0
             assert db["round_trips_per_step"] >= db["write_commits_per_step"]
             assert "server_transactions_per_step" in db
             assert db["by_operation_per_step"]

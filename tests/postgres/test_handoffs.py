@@ -19,6 +19,8 @@ from tasker_trio.db import Database
 from tasker_trio.db.signals import Signals
 from tasker_trio.messaging import QueueMessage
 from tasker_trio.messaging.pgmq import PgmqBroker
+from tasker_trio.models import StepResultMessage
+from tasker_trio.orchestration.services.result_processing.service import plan_results
 from tasker_trio.state_machine import StepState, TaskState
 from tasker_trio.store.postgres import PostgresStore
 from tasker_trio.store.protocol import MessageRef, QueuedClaim, SupportsHandoff
@@ -62,13 +64,44 @@ class FakeWorker:
 
 @attrs.define
 class FakeResults:
-    """A `LocalResults` that keeps the notices it is handed."""
+    """A `LocalResults` that keeps the notices it is handed and processes none.
+
+    A notice handed over before its result is recorded (a stand-in, with a negative id:
+    `tasker_trio.store.postgres._fused`) is then recorded by its worker after half the
+    hold, and handed over again, for real: `recorded` lists those.
+    """
 
     hold_seconds: float = 60.0
     handed: list[QueueMessage] = attrs.field(factory=list)
 
     def deliver(self, message: QueueMessage) -> None:
         self.handed.append(message)
+
+    @property
+    def recorded(self) -> list[QueueMessage]:
+        return [m for m in self.handed if m.msg_id > 0]
+
+
+@attrs.define
+class ProcessingResults:
+    """A `LocalResults` that processes each notice at once, as result processing does."""
+
+    store: PostgresStore
+    nursery: trio.Nursery
+    hold_seconds: float = 60.0
+    handed: list[QueueMessage] = attrs.field(factory=list)
+
+    def deliver(self, message: QueueMessage) -> None:
+        self.handed.append(message)
+
+        async def process() -> None:
+            await self.store.apply(
+                message.payload["task_uuid"],
+                plan_results([StepResultMessage.from_json(message.payload)], rng=None),
+                consumed=[MessageRef(queue=message.queue, msg_id=message.msg_id)],
+            )
+
+        self.nursery.start_soon(process)
 
 
 @attrs.define
@@ -197,7 +230,7 @@ async def test_a_recorded_result_is_handed_over_hidden_and_processed_without_rea
     outcome = await record(store, success(graph, "a", 1, answer=42), claim.message)
 
     assert outcome.accepted
-    [notice] = results.handed
+    [notice] = results.recorded
     assert notice.queue == RESULT_QUEUE
     assert notice.payload["step_uuid"] == graph.uuid("a")
     assert notice.payload["correlation_id"] == graph.task.correlation_id
@@ -235,7 +268,7 @@ async def test_a_held_result_nobody_processed_shows_after_the_hold(
     await store.create_task(graph.task, graph.steps, graph.edges, planner=START)
     [claim] = worker.handed
     await record(store, success(graph, "a", 1), claim.message)
-    [notice] = results.handed  # ...and then this process dies before processing it
+    [notice] = results.recorded  # ...and then this process dies before processing it
 
     await trio.sleep(21)
     [read] = await broker.read(RESULT_QUEUE, limit=10, visibility_timeout=LEASE)
@@ -257,7 +290,7 @@ async def test_a_stale_known_view_is_read_again(
     claim_a, claim_b = worker.handed
     await record(store, success(graph, "a", 1), claim_a.message)
     await record(store, success(graph, "b", 1), claim_b.message)
-    notice_a, notice_b = results.handed
+    notice_a, notice_b = results.recorded
     elsewhere = PostgresStore(store.db, clock=trio.current_time)
     await elsewhere.apply(
         graph.task.task_uuid,
@@ -275,3 +308,68 @@ async def test_a_stale_known_view_is_read_again(
     assert counted.operations() == ["applying a plan", "reading a task", "applying a plan"]
     assert (await store.get_task(graph.task.task_uuid)).state == TaskState.COMPLETE
     assert await broker.read(RESULT_QUEUE, limit=10, visibility_timeout=LEASE) == []
+
+
+async def test_a_result_is_recorded_by_the_plan_that_processes_it(
+    counted: Counted, autojump_clock: MockClock
+) -> None:
+    store, broker = counted.store, counted.broker
+    worker = FakeWorker(slots=5)
+    graph = make_graph(["a", "b"], [("a", "b")])
+    async with trio.open_nursery() as nursery:
+        results = ProcessingResults(store=store, nursery=nursery)
+        store.hand_off(worker=worker, results=results)
+        await store.create_task(graph.task, graph.steps, graph.edges, planner=START)
+        [claim] = worker.handed
+        counted.crossings.clear()
+
+        outcome = await record(store, success(graph, "a", 1, answer=7), claim.message)
+
+    assert (outcome.accepted, outcome.handed_over) == (True, True)
+    assert counted.operations() == ["applying a plan"]  # record and plan: one transaction
+    [stand_in] = results.handed
+    assert stand_in.msg_id < 0  # no queue ever held it
+    a = await store.get_step(graph.uuid("a"))
+    assert (a.state, a.results) == (StepState.COMPLETE, {"answer": 7})
+    trail = [(t.from_state, t.to_state) for t in await store.transitions(a.step_uuid)]
+    assert trail[-2:] == [
+        (StepState.IN_PROGRESS, StepState.ENQUEUED_FOR_ORCHESTRATION),
+        (StepState.ENQUEUED_FOR_ORCHESTRATION, StepState.COMPLETE),
+    ]
+    [kept] = await store.results_of(a.step_uuid)
+    assert kept.result == {"answer": 7}
+    [_, second] = worker.handed  # "b", claimed by the same plan
+    assert second.outcome is not None
+    assert second.outcome.claimed is not None
+    assert second.outcome.claimed.dependency_results == {"a": {"answer": 7}}
+    await trio.sleep(120)
+    assert await broker.read(RESULT_QUEUE, limit=10, visibility_timeout=LEASE) == []
+
+
+async def test_a_superseded_result_recorded_with_its_plan_applies_nothing(
+    counted: Counted, autojump_clock: MockClock
+) -> None:
+    # The step's lease ran out and another worker reclaimed it before this worker's result
+    # was processed: the record is refused, and so is the plan made on it.
+    store = counted.store
+    worker = FakeWorker(slots=5)
+    graph = make_graph(["a"])
+    async with trio.open_nursery() as nursery:
+        results = ProcessingResults(store=store, nursery=nursery)
+        store.hand_off(worker=worker, results=results)
+        await store.create_task(graph.task, graph.steps, graph.edges, planner=START)
+        [claim] = worker.handed
+        await trio.sleep(LEASE + 1)
+        elsewhere = PostgresStore(store.db, clock=trio.current_time)
+        [again] = await elsewhere.claim_from_queue(
+            WORKER_QUEUE, limit=1, visibility_timeout=LEASE, lease_seconds=LEASE, worker_id="w2"
+        )
+        assert again.outcome is not None
+        assert again.outcome.claimed is not None
+
+        outcome = await record(store, success(graph, "a", 1), claim.message)
+
+    assert (outcome.accepted, outcome.reason) == (False, "superseded")
+    a = await store.get_step(graph.uuid("a"))
+    assert (a.state, a.attempts) == (StepState.IN_PROGRESS, 2)
+    assert (await store.get_task(graph.task.task_uuid)).state == TaskState.STEPS_IN_PROCESS

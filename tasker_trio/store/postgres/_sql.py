@@ -10,6 +10,7 @@ from tasker_trio.state_machine import StepEvent, StepState, TaskState, transitio
 
 VIEW = "SELECT tasker.task_view($1)"
 APPLY_CLAIMING = "SELECT tasker.apply_plan_claiming($1::jsonb)"
+APPLY_RECORDING = "SELECT tasker.apply_plan_recording($1::jsonb)"
 DELETE_CONSUMED = """
 SELECT tasker.q_delete(c.value->>'queue', (c.value->>'msg_id')::bigint)
 FROM jsonb_array_elements($1::jsonb) c

@@ -7,8 +7,12 @@ statement (see `tasker_trio.store.postgres.store` for the retry rules).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
+
+import attrs
+import trio
 
 from tasker_trio.db.bridge import Database
 from tasker_trio.db.signals import queue_key
@@ -22,17 +26,23 @@ from tasker_trio.models import (
     Task,
     WorkflowStep,
 )
+from tasker_trio.models.codec import copy_json
 from tasker_trio.state_machine import StepEvent, StepState
 from tasker_trio.store.postgres import _sql as sql
+from tasker_trio.store.postgres._fused import PendingRecords
 from tasker_trio.store.postgres._handoff import Handoffs, claim_parameters
-from tasker_trio.store.postgres._reads import MessageKey, StepPatches, ViewCache
+from tasker_trio.store.postgres._reads import KnownViews, MessageKey, StepPatches, ViewCache
 from tasker_trio.store.protocol import (
     ClaimedStep,
     ClaimOutcome,
+    LocalResults,
     MessageRef,
     QueuedClaim,
     RecordOutcome,
 )
+
+CLAIMED_STEPS_KEPT = 4096
+"""Steps claimed here that are remembered for recording their results with their plans."""
 
 
 class PostgresWorkerSide:
@@ -44,6 +54,9 @@ class PostgresWorkerSide:
     _views: ViewCache
     _handoffs: Handoffs
     _patches: StepPatches
+    _known: KnownViews
+    _pending: PendingRecords
+    _claimed_steps: OrderedDict[str, WorkflowStep]
 
     def now(self) -> float:  # provided by PostgresStore
         raise NotImplementedError
@@ -140,6 +153,7 @@ class PostgresWorkerSide:
             task=Task.from_json(outcome["task"]),
             dependency_results=outcome["dependency_results"],
         )
+        self._remember_claim(claimed.step)
         return ClaimOutcome(claimed=claimed)
 
     async def _fail_expired_lease(
@@ -182,6 +196,61 @@ class PostgresWorkerSide:
         """Accept the current attempt's result, or keep a stale one in the audit only."""
         return await self._record(result, message=message, result_queue=result_queue)
 
+    def _remember_claim(self, step: WorkflowStep) -> None:
+        """Keep the step as claimed here: its result may be recorded with its plan.
+
+        A copy of its JSON data: the handler gets the claimed step itself, and what it does
+        to it must not reach the store (the record would write it).
+        """
+        self._claimed_steps[step.step_uuid] = attrs.evolve(
+            step, step_config=copy_json(step.step_config), results=copy_json(step.results)
+        )
+        self._claimed_steps.move_to_end(step.step_uuid)
+        while len(self._claimed_steps) > CLAIMED_STEPS_KEPT:
+            self._claimed_steps.popitem(last=False)
+
+    async def _record_with_its_plan(
+        self,
+        result: StepExecutionResult,
+        payload: dict[str, Any],
+        notice: StepResultMessage,
+        local: LocalResults,
+    ) -> RecordOutcome | None:
+        """Have this process's result processing write the record with its plan
+        (`tasker_trio.store.postgres._fused`); None when the caller must record it."""
+        claimed = self._claimed_steps.pop(result.step_uuid, None)
+        known = self._known.get(result.task_uuid)
+        if claimed is None or claimed.attempts != result.attempt or known is None:
+            return None
+        now = float(payload["now"])
+        if result.success:
+            step = attrs.evolve(
+                claimed,
+                state=sql.SUCCEEDED,
+                lease_expires_at=None,
+                updated_at=now,
+                results=result.result,
+            )
+        else:
+            step = attrs.evolve(
+                claimed,
+                state=sql.FAILED,
+                lease_expires_at=None,
+                updated_at=now,
+                last_error=result.error,
+            )
+        body = notice.to_json()
+        body["correlation_id"] = known[1].task.correlation_id
+        pending = self._pending.add(payload, step, body, local.hold_seconds)
+        local.deliver(pending.notice)
+        with trio.move_on_after(local.hold_seconds / 2):
+            await pending.done.wait()
+        if not pending.done.is_set():
+            if self._pending.withdraw(pending):
+                return None  # nobody took it: record it now
+            await pending.done.wait()  # an apply is writing it
+        return pending.outcome
+
     async def _record(
         self,
         result: StepExecutionResult,
@@ -218,6 +287,9 @@ class PostgresWorkerSide:
             local = None  # the recording worker is gone: any orchestrator may process it
         if local is not None:
             payload["hold"] = local.hold_seconds
+            fused = await self._record_with_its_plan(result, payload, notice, local)
+            if fused is not None:
+                return fused
         outcome = await self.db.fetchval(
             sql.RECORD, payload, where="recording a step result", idempotent=True
         )

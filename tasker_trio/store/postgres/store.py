@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import socket
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -50,6 +51,7 @@ from tasker_trio.models import (
 from tasker_trio.state_machine import StepState, TaskState
 from tasker_trio.store.plan import Plan, TaskView
 from tasker_trio.store.postgres import _sql as sql
+from tasker_trio.store.postgres._fused import PendingRecord, PendingRecords
 from tasker_trio.store.postgres._handoff import Handoffs, Reservation
 from tasker_trio.store.postgres._plans import plan_effects, view_after, view_from_row
 from tasker_trio.store.postgres._reads import KnownViews, StepPatches, ViewCache
@@ -62,6 +64,7 @@ from tasker_trio.store.protocol import (
     MessageRef,
     Planner,
     QueuedClaim,
+    RecordOutcome,
 )
 
 APPLY_ATTEMPTS = 50
@@ -93,6 +96,8 @@ class PostgresStore(PostgresWorkerSide):
         self._handoffs = Handoffs()
         self._known = KnownViews()
         self._patches = StepPatches()
+        self._pending = PendingRecords()
+        self._claimed_steps: OrderedDict[str, WorkflowStep] = OrderedDict()
 
     def hand_off(
         self, *, worker: LocalWorker | None = None, results: LocalResults | None = None
@@ -166,89 +171,132 @@ class PostgresStore(PostgresWorkerSide):
         ``consumed`` messages are deleted by the plan's transaction (``apply_plan``); when
         the plan changes nothing, by one statement of their own.
         """
-        refs = [{"queue": ref.queue, "msg_id": ref.msg_id} for ref in consumed]
-        consumed_ids = [(ref.queue, ref.msg_id) for ref in consumed]
-        for attempt in range(APPLY_ATTEMPTS):
-            version, view = await self._view_for(task_uuid, consumed_ids, first=attempt == 0)
-            now = self.now()
-            plan = planner(view, now)
-            if plan.is_empty:
-                if refs:
-                    await self.db.fetch(
-                        sql.DELETE_CONSUMED,
-                        refs,
-                        where="deleting consumed messages",
+        # Stand-in notices of results not yet recorded (`_fused`): their records are written
+        # with this plan, which is made on their steps as the records will leave them.
+        pending = self._pending.take((ref.queue, ref.msg_id) for ref in consumed)
+        stand_ins = {(p.notice.queue, p.notice.msg_id) for p in pending}
+        kept = [ref for ref in consumed if (ref.queue, ref.msg_id) not in stand_ins]
+        refs = [{"queue": ref.queue, "msg_id": ref.msg_id} for ref in kept]
+        consumed_ids = [(ref.queue, ref.msg_id) for ref in kept]
+        try:
+            for attempt in range(APPLY_ATTEMPTS):
+                records = sorted(
+                    (p for p in pending if not p.done.is_set()), key=lambda p: p.step.step_uuid
+                )
+                version, view = await self._view_for(
+                    task_uuid,
+                    consumed_ids,
+                    first=attempt == 0,
+                    predicted={p.step.step_uuid: p.step for p in records},
+                )
+                now = self.now()
+                plan = planner(view, now)
+                if plan.is_empty:
+                    if refs:
+                        await self.db.fetch(
+                            sql.DELETE_CONSUMED,
+                            refs,
+                            where="deleting consumed messages",
+                            idempotent=True,
+                        )
+                    return plan, view
+                after, payload = self._plan_payload(plan, view, version, now, refs)
+                if records:
+                    payload["records"] = [p.payload for p in records]
+                reservation = self._handoffs.split(payload, now)
+                applied = False
+                try:
+                    outcome = await self.db.fetchval(
+                        sql.APPLY_RECORDING if records else sql.APPLY_CLAIMING,
+                        payload,
+                        where="applying a plan",
                         idempotent=True,
                     )
-                return plan, view
-            after, changed = view_after(view, plan, now)
-            payload = plan_effects(plan, after, now, self.processor_id)
-            payload["version"] = version
-            if plan.task_changes:
-                payload["task"] = after.task.to_json()
-            payload["steps"] = [after.step(uuid).to_json() for uuid in changed]
-            # Workers move steps without touching the task's version: the steps this plan
-            # rewrites must still be as it saw them.
-            payload["expect"] = [
-                {
-                    "step_uuid": uuid,
-                    "state": str(view.step(uuid).state),
-                    "attempts": view.step(uuid).attempts,
-                }
-                for uuid in changed
-            ]
-            payload["consumed"] = refs
-            reservation = self._handoffs.split(payload, now)
-            try:
-                outcome = await self.db.fetchval(
-                    sql.APPLY_CLAIMING, payload, where="applying a plan", idempotent=True
-                )
-            except BaseException:
-                if reservation is not None:
-                    reservation.release()
-                raise
-            if outcome["applied"] is None:
-                if reservation is not None:
-                    reservation.release()
-                raise TaskNotFound(task_uuid)
-            if outcome["applied"]:
-                self._known.put(task_uuid, version + 1, after)
-                moved = after.task.state != view.task.state
-                self._settle(plan, after, payload, outcome["claims"], reservation, moved=moved)
-                return plan, after
-            if reservation is not None:
-                reservation.release()
-            self._known.forget(task_uuid)
+                    for ref in _answer(records, outcome.get("records", [])):
+                        refs.append({"queue": ref.queue, "msg_id": ref.msg_id})
+                        consumed_ids.append((ref.queue, ref.msg_id))
+                    if outcome["applied"] is None:
+                        raise TaskNotFound(task_uuid)
+                    applied = bool(outcome["applied"])
+                finally:
+                    if not applied and reservation is not None:
+                        reservation.release()
+                if applied:
+                    self._known.put(task_uuid, version + 1, after)
+                    moved = after.task.state != view.task.state
+                    claims = outcome["claims"]
+                    self._settle(plan, after, payload, claims, reservation, moved=moved)
+                    return plan, after
+                self._known.forget(task_uuid)
+        finally:
+            for record in pending:
+                if not record.done.is_set():
+                    record.answer(None)  # its worker records it the usual way
         raise DatabaseConflict(f"task {task_uuid} kept changing; gave up after {APPLY_ATTEMPTS}")
 
+    def _plan_payload(
+        self, plan: Plan, view: TaskView, version: int, now: float, refs: list[dict[str, Any]]
+    ) -> tuple[TaskView, dict[str, Any]]:
+        """The view after ``plan``, and ``tasker.apply_plan``'s payload for it."""
+        after, changed = view_after(view, plan, now)
+        payload = plan_effects(plan, after, now, self.processor_id)
+        payload["version"] = version
+        if plan.task_changes:
+            payload["task"] = after.task.to_json()
+        payload["steps"] = [after.step(uuid).to_json() for uuid in changed]
+        # Workers move steps without touching the task's version: the steps this plan
+        # rewrites must still be as it saw them.
+        payload["expect"] = [
+            {
+                "step_uuid": uuid,
+                "state": str(view.step(uuid).state),
+                "attempts": view.step(uuid).attempts,
+            }
+            for uuid in changed
+        ]
+        payload["consumed"] = refs
+        return after, payload
+
     async def _view_for(
-        self, task_uuid: str, consumed: list[tuple[str, int]], *, first: bool
+        self,
+        task_uuid: str,
+        consumed: list[tuple[str, int]],
+        *,
+        first: bool,
+        predicted: dict[str, WorkflowStep],
     ) -> tuple[int, TaskView]:
         """The version and view a plan consuming ``consumed`` is made on.
 
         The view read ahead with those messages; on the first try, for results handed over
         in this process, the task's known view with the recorded steps patched in; else the
-        task as read now.
+        task as read now. The ``predicted`` steps (results this plan records) replace theirs.
         """
+        base: tuple[int, TaskView] | None = None
         row = self._views.take(task_uuid, consumed)
         if row is None and first:
-            recorded = self._patches.take(consumed)
+            recorded = self._patches.take(consumed) if consumed else []
             known = self._known.get(task_uuid)
-            if recorded is not None and known is not None:
+            if recorded is not None and known is not None and (recorded or predicted):
                 version, view = known
                 patched = {step["step_uuid"]: step for step in recorded}
                 steps = tuple(
                     WorkflowStep.from_json(patched[s.step_uuid]) if s.step_uuid in patched else s
                     for s in view.steps
                 )
-                return version, attrs.evolve(view, steps=steps)
-        if row is None:
-            row = await self.db.fetchval(
-                sql.VIEW, task_uuid, where="reading a task", idempotent=True
-            )
-        if row is None:
-            raise TaskNotFound(task_uuid)
-        return int(row["version"]), view_from_row(row)
+                base = version, attrs.evolve(view, steps=steps)
+        if base is None:
+            if row is None:
+                row = await self.db.fetchval(
+                    sql.VIEW, task_uuid, where="reading a task", idempotent=True
+                )
+            if row is None:
+                raise TaskNotFound(task_uuid)
+            base = int(row["version"]), view_from_row(row)
+        version, view = base
+        if predicted:
+            steps = tuple(predicted.get(s.step_uuid, s) for s in view.steps)
+            view = attrs.evolve(view, steps=steps)
+        return version, view
 
     def _settle(
         self,
@@ -290,6 +338,7 @@ class PostgresStore(PostgresWorkerSide):
                 updated_at=now,
             )
             claimed = ClaimedStep.from_view(after, step)
+            self._remember_claim(step)
             handed.append(QueuedClaim(message=message, outcome=ClaimOutcome(claimed=claimed)))
         reservation.release(len(handed))
         reservation.worker.deliver(handed)
@@ -395,3 +444,17 @@ class PostgresStore(PostgresWorkerSide):
         event = self.signals.event(task_key(task_uuid))
         with trio.move_on_after(self.db.wait_bound(timeout)):
             await event.wait()
+
+
+def _answer(records: list[PendingRecord], answers: list[dict[str, Any]]) -> list[MessageRef]:
+    """Give each pending record its answer; the notices of those written (now in the queue,
+    held: consumed by the plan, or by the next one if it was refused)."""
+    written: list[MessageRef] = []
+    for record, answer in zip(records, answers, strict=True):
+        accepted = bool(answer["accepted"])
+        if accepted:
+            written.append(MessageRef(queue=record.notice.queue, msg_id=int(answer["msg_id"])))
+        record.answer(
+            RecordOutcome(accepted=accepted, reason=answer.get("reason"), handed_over=True)
+        )
+    return written
