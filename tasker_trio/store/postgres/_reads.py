@@ -18,6 +18,10 @@ MessageKey = tuple[str, int]
 VIEW_CACHE_SIZE = 1024
 """Read-ahead views kept at most (the oldest go first; a view is used once)."""
 
+KNOWN_VIEWS_SIZE = 4096
+"""Tasks whose latest view is kept: enough for every task a busy process has in flight (a
+task whose view was dropped costs its next result a read and a separate record)."""
+
 
 class ViewCache:
     """Task views read ahead with a queue's messages, for the `apply` that consumes them.
@@ -64,7 +68,7 @@ class KnownViews:
     matters makes the store read the task again.
     """
 
-    def __init__(self, size: int = VIEW_CACHE_SIZE) -> None:
+    def __init__(self, size: int = KNOWN_VIEWS_SIZE) -> None:
         self._size = size
         self._views: OrderedDict[str, tuple[int, TaskView]] = OrderedDict()
 
