@@ -373,3 +373,43 @@ async def test_a_superseded_result_recorded_with_its_plan_applies_nothing(
     a = await store.get_step(graph.uuid("a"))
     assert (a.state, a.attempts) == (StepState.IN_PROGRESS, 2)
     assert (await store.get_task(graph.task.task_uuid)).state == TaskState.STEPS_IN_PROCESS
+
+
+async def test_a_result_whose_plan_is_refused_is_kept_and_processed_by_the_next_plan(
+    counted: Counted, autojump_clock: MockClock
+) -> None:
+    # Another process completes "b" after this one last wrote the task: the plan made on
+    # this process's view is refused, but "a"'s record stands, its notice goes out held,
+    # and the plan made on the task as read again consumes it.
+    store, broker = counted.store, counted.broker
+    worker = FakeWorker(slots=5)
+    graph = make_graph(["a", "b"])
+    elsewhere = PostgresStore(store.db, clock=trio.current_time)
+    async with trio.open_nursery() as nursery:
+        store.hand_off(worker=worker, results=ProcessingResults(store=store, nursery=nursery))
+        await store.create_task(graph.task, graph.steps, graph.edges, planner=START)
+        claim_a, claim_b = worker.handed
+        await elsewhere.record_result(
+            success(graph, "b", 1),
+            message=MessageRef(queue=claim_b.message.queue, msg_id=claim_b.message.msg_id),
+            result_queue=RESULT_QUEUE,
+        )
+        [notice_b] = await broker.read(RESULT_QUEUE, limit=10, visibility_timeout=LEASE)
+        await elsewhere.apply(
+            graph.task.task_uuid,
+            complete_and_enqueue(graph, "b"),
+            consumed=[MessageRef(queue=notice_b.queue, msg_id=notice_b.msg_id)],
+        )
+        counted.crossings.clear()
+
+        outcome = await record(store, success(graph, "a", 1, answer=1), claim_a.message)
+
+    assert (outcome.accepted, outcome.handed_over) == (True, True)
+    assert counted.operations() == ["applying a plan", "reading a task", "applying a plan"]
+    assert (await store.get_task(graph.task.task_uuid)).state == TaskState.COMPLETE
+    a = await store.get_step(graph.uuid("a"))
+    assert (a.state, a.results) == (StepState.COMPLETE, {"answer": 1})
+    [kept] = await store.results_of(a.step_uuid)
+    assert kept.result == {"answer": 1}
+    await trio.sleep(120)
+    assert await broker.read(RESULT_QUEUE, limit=10, visibility_timeout=LEASE) == []

@@ -447,12 +447,12 @@ class PostgresStore(PostgresWorkerSide):
 
 
 def _answer(records: list[PendingRecord], answers: list[dict[str, Any]]) -> list[MessageRef]:
-    """Give each pending record its answer; the notices of those written (now in the queue,
-    held: consumed by the plan, or by the next one if it was refused)."""
+    """Give each pending record its answer; the notices of those written when the plan was
+    refused (held in the queue, for the next plan to consume)."""
     written: list[MessageRef] = []
     for record, answer in zip(records, answers, strict=True):
         accepted = bool(answer["accepted"])
-        if accepted:
+        if accepted and answer.get("msg_id") is not None:  # a notice the plan did not take
             written.append(MessageRef(queue=record.notice.queue, msg_id=int(answer["msg_id"])))
         record.answer(
             RecordOutcome(accepted=accepted, reason=answer.get("reason"), handed_over=True)
