@@ -1,4 +1,4 @@
-"""Handoffs inside one process (`PostgresStore.hand_off`, migration 0009).
+"""Handoffs inside one process (`PostgresStore.hand_off`, migration 0010).
 
 A plan claims its ready steps for the process's own worker in its own transaction, and a
 recorded result goes straight to the process's own result processing — while every other

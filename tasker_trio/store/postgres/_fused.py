@@ -1,4 +1,4 @@
-"""Results recorded by the plan that processes them (migration 0013; `PostgresStore`).
+"""Results recorded by the plan that processes them (migration 0010; `PostgresStore`).
 
 When a worker of this process records a result and this process's result processing takes
 it (`PostgresStore.hand_off`), the two transactions become one: `record_result` hands the

@@ -1,4 +1,4 @@
-"""In-process handoffs of the PostgreSQL store (migration 0009; `PostgresStore.hand_off`).
+"""In-process handoffs of the PostgreSQL store (migration 0010; `PostgresStore.hand_off`).
 
 When orchestration and workers share a process, two of a step's four crossings of the
 database only bring the work back to where it came from. With handoffs:

@@ -1,7 +1,7 @@
 """Views the PostgreSQL store keeps so as not to read a task again.
 
 `ViewCache`: the read-ahead views of `PostgresStore.read_for_processing` (migration 0007).
-`KnownViews` and `StepPatches`: what handed-over results are planned on (migration 0009).
+`KnownViews` and `StepPatches`: what handed-over results are planned on (migration 0010).
 """
 
 from __future__ import annotations

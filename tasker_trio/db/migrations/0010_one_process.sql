@@ -1,12 +1,108 @@
--- A result recorded with the plan that processes it sends no notice.
+-- One process running orchestration and workers: a step crosses the database once.
 --
--- `tasker.apply_plan_recording` (migration 0013) recorded each result with its notice,
--- held, only for the plan to delete that notice again in the same transaction: a dynamic
--- INSERT and a dynamic DELETE per step for nothing. `tasker.record_result` now takes
--- `p.silent`: the result is recorded (fenced as ever) and no notice is sent. If the plan is
--- then refused, `tasker.apply_plan_recording` sends the notices of the accepted records
--- itself, held like any handed-over notice, and returns their ids, so the process plans
--- again consuming them.
+-- A step used to cross the database four times on its critical path: the plan enqueued it,
+-- a worker read and claimed it, the worker recorded its result, and orchestration read the
+-- result before applying the next plan. When one process does both, three of those
+-- crossings only move the work back into the process it came from:
+--
+-- `tasker.apply_plan_claiming(p)` applies a plan like `tasker.apply_plan`, then sends the
+-- step messages of `p.local.messages` (which the caller left out of `p.messages`) hidden for
+-- `p.local.lease` seconds and claims their steps at once (`tasker.send_and_claim`): the step
+-- goes pending -> enqueued -> in_progress in one transaction, both transitions in its audit
+-- trail. The claim is one UPDATE, still conditional on the step being `enqueued`, and its
+-- audit record: the step is locked by the plan, and the process builds the claimed step, its
+-- task and its dependency results from the view its plan was made on. Each claim comes back
+-- as `{msg_id, read_ct, enqueued_at, visible_at, message, attempts}` (`attempts` NULL if the
+-- step was not claimable). The message stays hidden while the claiming worker renews its
+-- lease and is deleted with the step's result; if that process dies, it turns visible when
+-- the lease runs out and any worker reclaims the step, as after any claim.
+-- `tasker.create_task_claiming(p)` does the same for a new task's first steps.
+--
+-- `tasker.record_result(p)` takes `p.hold`: the result notice is sent hidden for that many
+-- seconds, and the answer adds its `msg_id`, its `message` and the step as recorded, so the
+-- process can process the result without reading it. It takes `p.silent` too: the result is
+-- recorded (fenced as ever) and no notice is sent.
+--
+-- `tasker.apply_plan_recording(p)` records the results of `p.records` silently — payloads of
+-- `tasker.record_result`, sorted by step, after locking the task's row (the lock order of
+-- every plan: task, then steps in step order) — and, if every one was accepted, applies the
+-- plan, which the process made on the steps as those records leave them. If a record or the
+-- plan is refused, the accepted records still commit and their notices are sent, held, for
+-- the process's next plan to consume. Returns `tasker.apply_plan_claiming`'s answer (or
+-- `{applied: false, claims: []}`) with `records`: each record's answer, in order (with the
+-- `msg_id` of its notice when one was sent).
+
+CREATE FUNCTION tasker.send_and_claim(p jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_now double precision := (p->>'now')::float8;
+    v_lease double precision := (p->'local'->>'lease')::float8;
+    v_claim jsonb := p->'local'->'claim';
+    v_claimable text := v_claim->>'claimable_state';
+    v_target text := v_claim->>'target_state';
+    item jsonb;
+    id bigint;
+    claimed integer;
+    claims jsonb := '[]'::jsonb;
+BEGIN
+    FOR item IN SELECT value FROM jsonb_array_elements(coalesce(p->'local'->'messages', '[]'))
+    LOOP
+        id := tasker.q_send(item->>'queue', item->'payload', v_now, v_lease);
+        UPDATE tasker.steps
+        SET state = v_target,
+            attempts = attempts + 1,
+            lease_expires_at = v_now + v_lease,
+            data = data || jsonb_build_object(
+                'state', v_target, 'attempts', attempts + 1,
+                'lease_expires_at', tasker.jnum(v_now + v_lease),
+                'updated_at', tasker.jnum(v_now))
+        WHERE task_uuid = p->>'task_uuid'
+          AND step_uuid = item->'payload'->>'step_uuid'
+          AND state = v_claimable
+        RETURNING attempts INTO claimed;
+        IF FOUND THEN
+            PERFORM tasker.append_step_transition(
+                item->'payload'->>'step_uuid', v_claimable, v_target, v_claim->>'event', v_now,
+                v_claim->>'processor_id',
+                jsonb_build_object('attempt', claimed, 'worker_id', v_claim->'worker_id',
+                                   'reclaim', false));
+        ELSE
+            claimed := NULL;
+        END IF;
+        claims := claims || jsonb_build_array(jsonb_build_object(
+            'msg_id', id, 'read_ct', 1, 'enqueued_at', tasker.jnum(v_now),
+            'visible_at', tasker.jnum(v_now + v_lease), 'message', item->'payload',
+            'attempts', claimed));
+    END LOOP;
+    RETURN claims;
+END
+$$;
+
+CREATE FUNCTION tasker.apply_plan_claiming(p jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    applied boolean;
+BEGIN
+    applied := tasker.apply_plan(p);
+    IF applied IS NOT TRUE THEN
+        RETURN jsonb_build_object('applied', applied, 'claims', '[]'::jsonb);
+    END IF;
+    RETURN jsonb_build_object('applied', true, 'claims', tasker.send_and_claim(p));
+END
+$$;
+
+CREATE FUNCTION tasker.create_task_claiming(p jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    outcome jsonb;
+BEGIN
+    outcome := tasker.create_task(p);
+    IF NOT (outcome->>'created')::boolean THEN
+        RETURN outcome || jsonb_build_object('claims', '[]'::jsonb);
+    END IF;
+    RETURN outcome || jsonb_build_object('claims', tasker.send_and_claim(p));
+END
+$$;
 
 CREATE OR REPLACE FUNCTION tasker.record_result(p jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
@@ -89,7 +185,7 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION tasker.apply_plan_recording(p jsonb) RETURNS jsonb
+CREATE FUNCTION tasker.apply_plan_recording(p jsonb) RETURNS jsonb
 LANGUAGE plpgsql AS $$
 DECLARE
     rec jsonb;

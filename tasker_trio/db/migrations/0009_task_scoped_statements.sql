@@ -1,11 +1,40 @@
--- Queue writes in batches: one statement per queue instead of one per message.
+-- Statements that keep to a task's rows, and fewer of them per plan.
 --
--- A plan that enqueues a fan-out's 100 steps sent 100 messages one statement at a time
--- (each one dynamic SQL, planned anew), and a plan that processes a batch of results
--- deleted each result message likewise. `tasker.q_send_many` sends a queue's messages with
--- one INSERT (in the order given, so `msg_id`s follow it) and `tasker.q_delete_many`
--- deletes a queue's messages with one DELETE; `tasker.write_plan_effects` and
--- `tasker.apply_plan` use them, one call per queue (per queue and delay for sends).
+-- Scans: the ancestors of `tasker.claim_step`, and the step locks and updates of
+-- `tasker.apply_plan`, joined on step uuids alone, and PostgreSQL planned those joins as
+-- scans of the whole `steps` and `edges` tables: a claim and a plan got slower with every
+-- task the database held. They now filter on `task_uuid` too. `tasker.write_plan_effects`
+-- clears each step's previous `most_recent` transition with its own statement on the
+-- step's uuid, which the partial unique index answers whatever the table's size (a single
+-- UPDATE over `step_uuid = ANY (...)` is planned as a scan of all step transitions while
+-- the table is small, and PL/pgSQL keeps that plan as it grows).
+--
+-- Fewer statements: `tasker.write_plan_effects` inserts a plan's step transitions with one
+-- statement and its task transitions with two (clear `most_recent`, insert the new rows with
+-- consecutive `sort_key`s, the last of each entity being the `most_recent` one), instead of
+-- a function call and two statements per transition; it sends each queue's messages with
+-- one statement (`tasker.q_send_many`, in the order given, so `msg_id`s follow it), and
+-- `tasker.apply_plan` deletes each queue's consumed messages with one
+-- (`tasker.q_delete_many`): a fan-out's 100 step messages, or a batch of results, no longer
+-- cost one dynamic statement each.
+--
+-- Cheaper calls: `tasker.notify` becomes PL/pgSQL (as an SQL function with a WHERE clause
+-- it could not be inlined, so every call planned its body anew, mostly to find
+-- `tasker.notify = deferred` and do nothing), and `tasker.jnum` STABLE, so that its body
+-- (float8 -> text -> numeric; text output reads `extra_float_digits`) is inlined into the
+-- statements that call it.
+
+ALTER FUNCTION tasker.jnum(double precision) STABLE;
+
+CREATE OR REPLACE FUNCTION tasker.notify(channel text, key text) RETURNS void
+LANGUAGE plpgsql AS $$
+BEGIN
+    IF coalesce(current_setting('tasker.notify', true), '') <> 'deferred' THEN
+        PERFORM pg_notify(channel,
+                          key || coalesce('|' || nullif(current_setting('tasker.origin', true), ''), ''));
+    END IF;
+END
+$$;
 
 CREATE FUNCTION tasker.q_send_many(queue text, messages jsonb, now double precision, delay double precision)
 RETURNS void
@@ -41,20 +70,21 @@ DECLARE
     v_processor text := p->>'processor_id';
     v_steps jsonb := coalesce(p->'step_transitions', '[]');
     v_tasks jsonb := coalesce(p->'task_transitions', '[]');
-    previous jsonb;
+    previous jsonb := '{}'::jsonb;
+    v_step text;
     last_key integer;
     batch record;
 BEGIN
     IF jsonb_array_length(v_steps) > 0 THEN
-        WITH cleared AS (
+        FOR v_step IN SELECT DISTINCT i.value->>'step_uuid' FROM jsonb_array_elements(v_steps) i
+        LOOP
             UPDATE tasker.step_transitions t SET most_recent = false
-            WHERE t.most_recent
-              AND t.step_uuid = ANY (ARRAY(SELECT DISTINCT i.value->>'step_uuid'
-                                           FROM jsonb_array_elements(v_steps) i))
-            RETURNING t.step_uuid, t.sort_key
-        )
-        SELECT coalesce(jsonb_object_agg(c.step_uuid, c.sort_key), '{}') INTO previous
-        FROM cleared c;
+            WHERE t.step_uuid = v_step AND t.most_recent
+            RETURNING t.sort_key INTO last_key;
+            IF FOUND THEN
+                previous := previous || jsonb_build_object(v_step, last_key);
+            END IF;
+        END LOOP;
         INSERT INTO tasker.step_transitions
             (step_uuid, from_state, to_state, event, at, processor_id, metadata, sort_key,
              most_recent)
@@ -63,13 +93,15 @@ BEGIN
                coalesce((previous->>n.step_uuid)::integer, 0) + n.k, n.k = n.total
         FROM (
             SELECT i.value AS item, i.value->>'step_uuid' AS step_uuid, i.ordinality AS n,
-                   row_number() OVER w AS k, count(*) OVER (PARTITION BY i.value->>'step_uuid') AS total
+                   row_number() OVER w AS k,
+                   count(*) OVER (PARTITION BY i.value->>'step_uuid') AS total
             FROM jsonb_array_elements(v_steps) WITH ORDINALITY i
             WINDOW w AS (PARTITION BY i.value->>'step_uuid' ORDER BY i.ordinality)
         ) n
         ORDER BY n.n;
     END IF;
     IF jsonb_array_length(v_tasks) > 0 THEN
+        last_key := NULL;
         UPDATE tasker.task_transitions SET most_recent = false
         WHERE task_uuid = v_task AND most_recent
         RETURNING sort_key INTO last_key;
@@ -99,6 +131,67 @@ BEGIN
     IF jsonb_array_length(v_tasks) > 0 THEN
         PERFORM tasker.notify('tasker_tasks', v_task);
     END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION tasker.claim_step(p jsonb) RETURNS jsonb
+LANGUAGE plpgsql AS $$
+DECLARE
+    v_step text := p->>'step_uuid';
+    v_now double precision := (p->>'now')::float8;
+    v_lease double precision := (p->>'lease')::float8;
+    v_target text := p->>'target_state';
+    s tasker.steps%ROWTYPE;
+    claimed jsonb;
+    task jsonb;
+    results jsonb;
+BEGIN
+    -- Only the step's row is locked: the task's row is left to orchestration (0007).
+    SELECT * INTO s FROM tasker.steps WHERE step_uuid = v_step FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN jsonb_build_object('reason', 'unknown_step');
+    END IF;
+    IF s.state = p->>'in_progress_state' THEN
+        IF s.lease_expires_at IS NOT NULL AND s.lease_expires_at > v_now THEN
+            RETURN jsonb_build_object('reason', 'lease_alive');
+        END IF;
+        IF s.attempts >= (s.data->'retry'->>'max_attempts')::integer THEN
+            RETURN jsonb_build_object(
+                'reason', 'lease_expired_on_last_attempt', 'attempts', s.attempts,
+                'task_uuid', s.task_uuid);
+        END IF;
+    ELSIF s.state <> p->>'claimable_state' THEN
+        PERFORM tasker.q_delete(p->>'queue', (p->>'msg_id')::bigint);
+        RETURN jsonb_build_object('reason', 'not_enqueued');
+    END IF;
+    UPDATE tasker.steps
+    SET state = v_target,
+        attempts = s.attempts + 1,
+        lease_expires_at = v_now + v_lease,
+        data = data || jsonb_build_object(
+            'state', v_target, 'attempts', s.attempts + 1,
+            'lease_expires_at', tasker.jnum(v_now + v_lease), 'updated_at', tasker.jnum(v_now))
+    WHERE step_uuid = v_step
+    RETURNING data INTO claimed;
+    PERFORM tasker.append_step_transition(
+        v_step, s.state, v_target, p->>'event', v_now, p->>'processor_id',
+        jsonb_build_object('attempt', s.attempts + 1, 'worker_id', p->'worker_id',
+                           'reclaim', s.state = p->>'in_progress_state'));
+    SELECT t.data INTO task FROM tasker.tasks t WHERE t.task_uuid = s.task_uuid;
+    -- Within the step's task only: every scan stays on the task's own rows.
+    WITH RECURSIVE ancestors(step_uuid) AS (
+        SELECT e.from_step_uuid FROM tasker.edges e
+        WHERE e.task_uuid = s.task_uuid AND e.to_step_uuid = v_step
+        UNION
+        SELECT e.from_step_uuid FROM tasker.edges e JOIN ancestors a ON e.to_step_uuid = a.step_uuid
+        WHERE e.task_uuid = s.task_uuid
+    )
+    SELECT coalesce(jsonb_object_agg(st.name, coalesce(st.data->'results', '{}')), '{}')
+    INTO results
+    FROM tasker.steps st JOIN ancestors a ON st.step_uuid = a.step_uuid
+    WHERE st.task_uuid = s.task_uuid
+      AND st.state = ANY (ARRAY(SELECT jsonb_array_elements_text(p->'satisfied_states')));
+    RETURN jsonb_build_object('step', claimed, 'task', task, 'dependency_results', results);
 END
 $$;
 
