@@ -7,9 +7,12 @@ database only bring the work back to where it came from. With handoffs:
   many of them as the worker has free slots in the plan's own transaction
   (``tasker.apply_plan_claiming``); their messages are sent hidden for the lease, and the
   claims go straight to the worker;
-- a recorded result's notice is sent hidden for ``LocalResults.hold_seconds`` and goes
-  straight to the local result processing, with the step as recorded, so that processing
-  plans on the task's known view (`KnownViews`) patched with it and reads nothing.
+- a result goes straight to the local result processing, which records it with the plan
+  that processes it (`tasker_trio.store.postgres._fused`). When it is recorded on its own
+  instead (that path fell through), its notice is sent hidden for
+  ``LocalResults.hold_seconds`` and handed over with the step as recorded, so that
+  processing plans on the task's known view (`KnownViews`) patched with it and reads
+  nothing.
 
 Other processes are unaffected: they never see a claimed step's message unless its lease
 runs out, nor a held notice unless this process fails to process it in time; both then

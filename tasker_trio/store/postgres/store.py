@@ -129,29 +129,23 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide):
         payload["steps"] = [s.to_json() for s in after.steps]
         payload["edges"] = [e.to_json() for e in after.edges]
         reservation = self._handoffs.split(payload, now)
+        written = False
         try:
             outcome = await self.db.fetchval(
-                sql.CREATE_CLAIMING,
-                payload,
-                where="creating a task",
-                idempotent=True,
+                sql.CREATE_CLAIMING, payload, where="creating a task", idempotent=True
             )
-        except BaseException:
-            if reservation is not None:
+            if outcome["task"] is None:
+                raise DatabaseError(f"task {task.task_uuid} exists with another identity")
+            written = bool(outcome["created"])
+        finally:
+            # Nothing written now (an error; a twin; or our own commit whose answer was
+            # lost, whose claims, unknown here, run again once their leases expire).
+            if not written and reservation is not None:
                 reservation.release()
-            raise
-        if outcome["task"] is None:
-            if reservation is not None:
-                reservation.release()
-            raise DatabaseError(f"task {task.task_uuid} exists with another identity")
         existing = Task.from_json(outcome["task"])
         # A twin with this very uuid is our own commit, seen again by a retried call.
-        created = bool(outcome["created"]) or existing.task_uuid == task.task_uuid
-        if not outcome["created"]:
-            # Nothing written now (a twin; or our own commit whose answer was lost, whose
-            # claims, unknown here, run again once their leases expire).
-            if reservation is not None:
-                reservation.release()
+        created = written or existing.task_uuid == task.task_uuid
+        if not written:
             if created:
                 self._settle(plan, after, payload, [], None, moved=True)
             return existing, created
