@@ -9,13 +9,11 @@ from __future__ import annotations
 from tasker_trio.state_machine import StepEvent, StepState, TaskState, transition
 
 VIEW = "SELECT tasker.task_view($1)"
-APPLY_CLAIMING = "SELECT tasker.apply_plan_claiming($1::jsonb)"
-APPLY_RECORDING = "SELECT tasker.apply_plan_recording($1::jsonb)"
+APPLY_MANY = "SELECT tasker.apply_many($1::jsonb)"
 DELETE_CONSUMED = """
 SELECT tasker.q_delete(c.value->>'queue', (c.value->>'msg_id')::bigint)
 FROM jsonb_array_elements($1::jsonb) c
 """
-CREATE_CLAIMING = "SELECT tasker.create_task_claiming($1::jsonb)"
 CLAIM = "SELECT tasker.claim_step($1::jsonb)"
 CLAIM_FROM_QUEUE = "SELECT * FROM tasker.claim_from_queue($1::jsonb)"
 READ_WITH_VIEWS = "SELECT * FROM tasker.read_with_views($1, $2, $3, $4)"

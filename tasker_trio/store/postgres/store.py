@@ -46,6 +46,7 @@ from tasker_trio.models import (
 )
 from tasker_trio.store.plan import Plan, TaskView
 from tasker_trio.store.postgres import _sql as sql
+from tasker_trio.store.postgres._batches import PlanWriter
 from tasker_trio.store.postgres._fused import PendingRecord, PendingRecords
 from tasker_trio.store.postgres._handoff import Handoffs, Reservation
 from tasker_trio.store.postgres._plans import plan_effects, view_after, view_from_row
@@ -94,6 +95,7 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide):
         self._patches = StepPatches()
         self._pending = PendingRecords()
         self._claimed_steps: OrderedDict[str, WorkflowStep] = OrderedDict()
+        self._writer = PlanWriter(db)
 
     def hand_off(
         self, *, worker: LocalWorker | None = None, results: LocalResults | None = None
@@ -131,9 +133,7 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide):
         reservation = self._handoffs.split(payload, now)
         written = False
         try:
-            outcome = await self.db.fetchval(
-                sql.CREATE_CLAIMING, payload, where="creating a task", idempotent=True
-            )
+            outcome = await self._writer.write("create", payload, where="creating a task")
             if outcome["task"] is None:
                 raise DatabaseError(f"task {task.task_uuid} exists with another identity")
             written = bool(outcome["created"])
@@ -196,11 +196,8 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide):
                 reservation = self._handoffs.split(payload, now)
                 applied = False
                 try:
-                    outcome = await self.db.fetchval(
-                        sql.APPLY_RECORDING if records else sql.APPLY_CLAIMING,
-                        payload,
-                        where="applying a plan",
-                        idempotent=True,
+                    outcome = await self._writer.write(
+                        "record" if records else "claim", payload, where="applying a plan"
                     )
                     for ref in _answer(records, outcome.get("records", [])):
                         refs.append({"queue": ref.queue, "msg_id": ref.msg_id})

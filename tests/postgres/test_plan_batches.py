@@ -1,0 +1,135 @@
+"""Plans written in batches (`tasker_trio.store.postgres._batches`, migration 0011).
+
+Plans made while others are on their way to the database go together, in one round trip
+and one transaction; each still answers as it would alone, and an error in one reaches
+its own caller alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from tasker_trio.db import Database
+from tasker_trio.db.errors import DatabaseError
+from tasker_trio.state_machine import StepState, TaskState
+from tasker_trio.store.postgres import PostgresStore
+from tasker_trio.store.postgres._batches import PlanWriter
+from tests.contracts._builders import START, make_graph
+from tests.postgres._database import fresh_database
+
+
+@pytest.fixture
+async def crossings() -> AsyncIterator[tuple[Database, list[str]]]:
+    """A fresh database counting its crossings by label."""
+    async with fresh_database() as db:
+        seen: list[str] = []
+        run = db.run
+
+        async def counting(operation: Any, *, where: str = "", idempotent: bool = False) -> Any:
+            seen.append(where)
+            return await run(operation, where=where, idempotent=idempotent)
+
+        db.run = counting  # type: ignore[method-assign]
+        yield db, seen
+
+
+def _missing_task_plan(n: int) -> dict[str, Any]:
+    """A plan for a task that does not exist: the database answers ``applied: null``."""
+    return {
+        "task_uuid": f"missing-{n}",
+        "version": 0,
+        "now": 0.0,
+        "processor_id": "test",
+        "step_transitions": [],
+        "task_transitions": [],
+        "messages": [],
+        "steps": [],
+        "expect": [],
+        "consumed": [],
+    }
+
+
+async def test_tasks_created_at_once_are_written_in_fewer_round_trips(
+    crossings: tuple[Database, list[str]],
+) -> None:
+    db, seen = crossings
+    store = PostgresStore(db)
+    graphs = [make_graph(["a", "b"], [("a", "b")]) for _ in range(6)]
+
+    async with trio.open_nursery() as nursery:
+        for graph in graphs:
+            nursery.start_soon(
+                lambda g=graph: store.create_task(g.task, g.steps, g.edges, planner=START)
+            )
+
+    assert 1 < seen.count("creating a task") < len(graphs)
+    # Each task as if created alone: started, its root enqueued, its audit trail whole.
+    for graph in graphs:
+        task = await store.get_task(graph.task.task_uuid)
+        assert task.state == TaskState.STEPS_IN_PROCESS
+        a = await store.get_step(graph.uuid("a"))
+        b = await store.get_step(graph.uuid("b"))
+        assert (a.state, b.state) == (StepState.ENQUEUED, StepState.PENDING)
+        trail = await store.transitions(graph.task.task_uuid)
+        assert [t.sort_key for t in trail] == list(range(1, len(trail) + 1))
+        assert [t.most_recent for t in trail] == [False] * (len(trail) - 1) + [True]
+
+
+async def test_a_plan_the_server_refuses_fails_alone_and_the_others_are_applied(
+    crossings: tuple[Database, list[str]],
+) -> None:
+    db, _ = crossings
+    writer = PlanWriter(db, limit=1)
+    answers: dict[int, Any] = {}
+
+    async def write(n: int, kind: str) -> None:
+        try:
+            answers[n] = await writer.write(kind, _missing_task_plan(n), where="applying a plan")
+        except DatabaseError as exc:
+            answers[n] = exc
+
+    async with trio.open_nursery() as nursery:
+        for n, kind in enumerate(["claim", "claim", "no-such-kind", "claim", "record"]):
+            nursery.start_soon(write, n, kind)
+
+    refused = answers.pop(2)
+    assert isinstance(refused, DatabaseError)
+    assert "unknown kind" in str(refused)
+    assert answers == {n: {"applied": None, "claims": []} for n in (0, 1, 3)} | {
+        4: {"applied": None, "claims": [], "records": []}
+    }
+
+
+async def test_a_caller_cancelled_while_its_plan_waits_takes_the_plan_back(
+    crossings: tuple[Database, list[str]],
+) -> None:
+    db, seen = crossings
+    writer = PlanWriter(db, limit=1)
+    first: list[Any] = []
+
+    async def send_first() -> None:
+        first.append(await writer.write("claim", _missing_task_plan(1), where="first"))
+
+    second = trio.CancelScope()
+
+    async def send_second() -> None:
+        with second:
+            await writer.write("claim", _missing_task_plan(2), where="2nd")
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(send_first)
+        await trio.testing.wait_all_tasks_blocked()  # the first plan is on its way
+        nursery.start_soon(send_second)
+        await trio.testing.wait_all_tasks_blocked()  # the second waits for it
+        second.cancel()
+
+    await writer.write("claim", _missing_task_plan(3), where="third")
+
+    assert first == [{"applied": None, "claims": []}]
+    assert "2nd" not in seen
+    assert (writer.batches, writer.plans) == (2, 2)  # nor sent with the third
