@@ -1,0 +1,110 @@
+"""Each queue's own send and delete functions (migration 0012, ``tasker.q_prepare``).
+
+Whoever created a queue — this engine, PGMQ itself, another tool, or a database migrated
+before 0012 — the engine's sends and deletes work on it, and processes creating the same
+queue at once do not trip over each other.
+"""
+
+from __future__ import annotations
+
+import pytest
+import trio
+
+from tasker_trio.db import Database, migrations
+from tasker_trio.messaging.pgmq import PgmqBroker
+
+_FUNCTIONS = """
+SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p
+WHERE p.pronamespace = 'tasker'::regnamespace AND p.proname LIKE '%\\_q\\_' || $1
+"""
+
+
+async def test_a_queue_the_engine_creates_gets_its_statements(database: Database) -> None:
+    broker = PgmqBroker(database)
+
+    first = await broker.send("fresh_queue", {"n": 1})
+    second = await broker.send("fresh_queue", {"n": 2})
+    [message, _] = await broker.read("fresh_queue", limit=5, visibility_timeout=30)
+
+    assert second == first + 1
+    assert message.payload == {"n": 1}
+    assert await broker.delete("fresh_queue", first)
+    assert not await broker.delete("fresh_queue", first)  # gone already
+    assert await database.fetchval(_FUNCTIONS, "fresh_queue", where="test") == [
+        "qdelete_q_fresh_queue",
+        "qsend_q_fresh_queue",
+    ]
+
+
+async def test_a_queue_pgmq_created_itself_is_used_as_it_is(database: Database) -> None:
+    await database.fetchval("SELECT pgmq.create('made_elsewhere')", where="test")
+    await database.fetchval(
+        "SELECT pgmq.send('made_elsewhere', '{\"from\": \"pgmq\"}'::jsonb)", where="test"
+    )
+    broker = PgmqBroker(database)
+
+    sent = await broker.send("made_elsewhere", {"from": "engine"})
+    messages = await broker.read("made_elsewhere", limit=5, visibility_timeout=30)
+
+    assert [m.payload for m in messages] == [{"from": "pgmq"}, {"from": "engine"}]
+    assert await broker.delete("made_elsewhere", sent)
+
+
+async def test_deleting_from_a_queue_nobody_created_finds_nothing(database: Database) -> None:
+    assert not await PgmqBroker(database).delete("never_created", 1)
+    assert await database.fetchval(_FUNCTIONS, "never_created", where="test") is None
+
+
+async def test_processes_sending_to_a_new_queue_at_once_all_succeed(database: Database) -> None:
+    broker = PgmqBroker(database)  # the pool's connections stand for the processes
+    ids: list[int] = []
+
+    async def send(n: int) -> None:
+        ids.append(await broker.send("raced_queue", {"n": n}))
+
+    async with trio.open_nursery() as nursery:
+        for n in range(8):
+            nursery.start_soon(send, n)
+
+    assert sorted(ids) == list(range(min(ids), min(ids) + 8))
+    messages = await broker.read("raced_queue", limit=20, visibility_timeout=30)
+    assert sorted(m.payload["n"] for m in messages) == list(range(8))
+
+
+async def test_queues_of_a_database_migrated_before_their_statements_get_them(
+    empty_database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    every = migrations.load_migrations()
+    monkeypatch.setattr(
+        migrations, "load_migrations", lambda: tuple(m for m in every if m.version < 12)
+    )
+    await migrations.migrate(empty_database)
+    await empty_database.fetchval(
+        "SELECT tasker.q_send('older_queue', '{}'::jsonb, 0, 0)", where="test"
+    )
+    assert await empty_database.fetchval(_FUNCTIONS, "older_queue", where="test") is None
+    monkeypatch.undo()
+
+    await migrations.migrate(empty_database)
+
+    assert await empty_database.fetchval(_FUNCTIONS, "older_queue", where="test") == [
+        "qdelete_q_older_queue",
+        "qsend_q_older_queue",
+    ]
+    [message] = await PgmqBroker(empty_database).read("older_queue", limit=5, visibility_timeout=9)
+    assert await PgmqBroker(empty_database).delete("older_queue", message.msg_id)
+
+
+async def test_a_queue_dropped_with_pgmq_is_created_again_on_its_next_send(
+    database: Database,
+) -> None:
+    broker = PgmqBroker(database)
+    first = await broker.send("dropped_queue", {"n": 1})
+    await database.fetchval("SELECT pgmq.drop_queue('dropped_queue')", where="test")
+    assert not await broker.delete("dropped_queue", first)  # no queue: nothing to delete
+
+    again = await broker.send("dropped_queue", {"n": 2})
+
+    [message] = await broker.read("dropped_queue", limit=5, visibility_timeout=30)
+    assert (message.msg_id, message.payload) == (again, {"n": 2})
+    assert await broker.delete("dropped_queue", again)
