@@ -158,13 +158,14 @@ class Engine:
         """
         deadline = math.inf if timeout is None else trio.current_time() + timeout
         while True:
+            changed = self._store.change_event(task_uuid)  # before the read: no change missed
             task = await self._store.get_task(task_uuid)
             if task.state in SETTLED_STATES:
                 return task
             remaining = deadline - trio.current_time()
             if remaining <= 0:
                 raise WaitTimeout(task_uuid, timeout or 0.0, task.state.value)
-            await self._store.wait_for_change(task_uuid, timeout=min(remaining, 1.0))
+            await self._store.wait_for_change(task_uuid, timeout=min(remaining, 1.0), event=changed)
 
     async def get_task(self, task_uuid: str) -> Task:
         """The task (raises `TaskNotFound`)."""

@@ -233,13 +233,14 @@ class Pending:
 async def _wait_settled(store: Store, task_uuid: str, deadline: float, limit: float) -> int:
     """Wait until the task ends (or is blocked); report it; 0 when it completed."""
     while True:
+        changed = store.change_event(task_uuid)  # before the read: no change missed
         task = await store.get_task(task_uuid)
         if task.state in SETTLED_STATES:
             break
         remaining = deadline - trio.current_time()
         if remaining <= 0:
             raise WaitTimeout(task_uuid, limit, task.state.value)
-        await store.wait_for_change(task_uuid, timeout=min(remaining, 1.0))
+        await store.wait_for_change(task_uuid, timeout=min(remaining, 1.0), event=changed)
     view = await store.get_view(task_uuid)
     if task.state == TaskState.COMPLETE:
         say(f"task {task_uuid} complete: {len(view.steps)} steps")

@@ -274,10 +274,20 @@ class MemoryStore(MemoryWorkerSide):
 
     # A timeout parameter, not a cancel scope: the PostgreSQL side waits with a server-side
     # timeout (PGMQ's read_with_poll, LISTEN), and the protocol mirrors it.
-    async def wait_for_change(self, task_uuid: str, *, timeout: float) -> None:  # noqa: ASYNC109
-        """Return on the task's next state change, or at timeout."""
+    def change_event(self, task_uuid: str) -> trio.Event:
+        """The event the task's next state change sets."""
         event = self._changed.get(task_uuid)
         if event is None:
             event = self._changed[task_uuid] = trio.Event()
+        return event
+
+    async def wait_for_change(
+        self,
+        task_uuid: str,
+        *,
+        timeout: float,  # noqa: ASYNC109
+        event: trio.Event | None = None,
+    ) -> None:
+        """Return on the task's next state change (or ``event``), or at timeout."""
         with trio.move_on_after(timeout):
-            await event.wait()
+            await (self.change_event(task_uuid) if event is None else event).wait()

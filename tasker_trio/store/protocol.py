@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import attrs
+import trio
 
 from tasker_trio.messaging.protocol import QueueMessage
 from tasker_trio.models import (
@@ -225,8 +226,24 @@ class Store(Protocol):
 
     # A timeout parameter, not a cancel scope: the PostgreSQL side waits with a server-side
     # timeout (PGMQ's read_with_poll, LISTEN), and the protocol mirrors it.
-    async def wait_for_change(self, task_uuid: str, *, timeout: float) -> None:  # noqa: ASYNC109
+    def change_event(self, task_uuid: str) -> trio.Event:
+        """The event the task's next state change sets (as `wait_for_change` wakes).
+
+        Take it *before* reading the task, then wait on it: a change that lands between
+        the read and the wait still wakes the waiter.
+        """
+        ...
+
+    async def wait_for_change(
+        self,
+        task_uuid: str,
+        *,
+        timeout: float,  # noqa: ASYNC109
+        event: trio.Event | None = None,
+    ) -> None:
         """Return when the task's state changes (a task transition), or after ``timeout``.
+
+        With ``event`` (from `change_event`), on the change that sets it.
 
         Step-level changes alone (a claim, a recorded result) do not wake it: waiters care
         about where the task stands, and a wake-up per step change would cost every step.

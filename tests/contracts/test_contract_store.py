@@ -876,6 +876,27 @@ async def test_wait_for_change_wakes_on_a_change_of_the_tasks_state(
     assert woke_at == [pytest.approx(start + 9)]
 
 
+async def test_a_change_between_reading_the_task_and_waiting_still_wakes_the_waiter(
+    backend: Backend, autojump_clock: MockClock
+) -> None:
+    store = backend.store
+    graph = make_graph(["a"])
+    await started(backend, graph)
+    [message] = (await read_step_messages(backend.broker)).values()
+    await claim(store, message)
+    await record(store, success(graph, "a", 1), message)
+    changed = store.change_event(graph.task.task_uuid)  # taken before the read...
+    task = await store.get_task(graph.task.task_uuid)
+    assert task.state == TaskState.STEPS_IN_PROCESS
+    # ...and the task moves before the waiter waits.
+    await store.apply(graph.task.task_uuid, complete_and_enqueue(graph, "a"))
+    start = backend.now()
+
+    await store.wait_for_change(graph.task.task_uuid, timeout=60, event=changed)
+
+    assert backend.now() == pytest.approx(start)
+
+
 async def test_wait_for_change_times_out_when_the_task_does_not_change(
     backend: Backend, autojump_clock: MockClock
 ) -> None:

@@ -125,12 +125,22 @@ class PostgresQueries:
         return DeadLetterEntry.from_json(dict(row))
 
     # A timeout parameter, not a cancel scope: the protocol mirrors server-side waits.
-    async def wait_for_change(self, task_uuid: str, *, timeout: float) -> None:  # noqa: ASYNC109
-        """Return on the task's next state change (by any process), or at timeout.
+    def change_event(self, task_uuid: str) -> trio.Event:
+        """The event the task's next state change (by any process) sets."""
+        return self.signals.event(task_key(task_uuid))
+
+    async def wait_for_change(
+        self,
+        task_uuid: str,
+        *,
+        timeout: float,  # noqa: ASYNC109
+        event: trio.Event | None = None,
+    ) -> None:
+        """Return on the task's next state change (by any process; or ``event``), or at
+        timeout.
 
         Other processes' changes arrive by NOTIFY unless the database polls; then the wait
         also ends by the database's poll interval (`Database.wait_bound`).
         """
-        event = self.signals.event(task_key(task_uuid))
         with trio.move_on_after(self.db.wait_bound(timeout)):
-            await event.wait()
+            await (self.change_event(task_uuid) if event is None else event).wait()
