@@ -60,11 +60,6 @@ BEGIN
     IF to_regclass('pgmq.meta') IS NOT NULL THEN
         FOR item IN SELECT queue_name FROM pgmq.meta LOOP
             PERFORM pgmq.drop_queue(item.queue_name);
-            -- Its own statements (migration 0012), made again with the queue.
-            EXECUTE format('DROP FUNCTION IF EXISTS tasker.%I(jsonb, float8, float8)',
-                           'qsend_' || lower('q_' || item.queue_name));
-            EXECUTE format('DROP FUNCTION IF EXISTS tasker.%I(bigint[])',
-                           'qdelete_' || lower('q_' || item.queue_name));
         END LOOP;
     END IF;
 END

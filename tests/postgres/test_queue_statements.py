@@ -1,4 +1,4 @@
-"""Each queue's own send and delete functions (migration 0012, ``tasker.q_prepare``).
+"""The queues' static sends and deletes (migration 0012, ``tasker.q_prepare``).
 
 Whoever created a queue — this engine, PGMQ itself, another tool, or a database migrated
 before 0012 — the engine's sends and deletes work on it, and processes creating the same
@@ -13,10 +13,19 @@ import trio
 from tasker_trio.db import Database, migrations
 from tasker_trio.messaging.pgmq import PgmqBroker
 
-_FUNCTIONS = """
-SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p
-WHERE p.pronamespace = 'tasker'::regnamespace AND p.proname LIKE '%\\_q\\_' || $1
+_PREPARED = "SELECT EXISTS (SELECT 1 FROM tasker.prepared_queues WHERE queue_name = $1)"
+_DISPATCHES = """
+SELECT position(quote_literal($1) IN prosrc) > 0 FROM pg_proc
+WHERE oid = 'tasker.q_send_prepared'::regproc
 """
+
+
+async def _prepared(db: Database, queue: str) -> bool:
+    """Whether ``queue`` is registered and the send dispatcher names it."""
+    registered = await db.fetchval(_PREPARED, queue, where="test")
+    written = await db.fetchval(_DISPATCHES, queue, where="test")
+    assert registered == written
+    return bool(registered)
 
 
 async def test_a_queue_the_engine_creates_gets_its_statements(database: Database) -> None:
@@ -30,10 +39,7 @@ async def test_a_queue_the_engine_creates_gets_its_statements(database: Database
     assert message.payload == {"n": 1}
     assert await broker.delete("fresh_queue", first)
     assert not await broker.delete("fresh_queue", first)  # gone already
-    assert await database.fetchval(_FUNCTIONS, "fresh_queue", where="test") == [
-        "qdelete_q_fresh_queue",
-        "qsend_q_fresh_queue",
-    ]
+    assert await _prepared(database, "fresh_queue")
 
 
 async def test_a_queue_pgmq_created_itself_is_used_as_it_is(database: Database) -> None:
@@ -47,12 +53,13 @@ async def test_a_queue_pgmq_created_itself_is_used_as_it_is(database: Database) 
     messages = await broker.read("made_elsewhere", limit=5, visibility_timeout=30)
 
     assert [m.payload for m in messages] == [{"from": "pgmq"}, {"from": "engine"}]
+    assert await _prepared(database, "made_elsewhere")
     assert await broker.delete("made_elsewhere", sent)
 
 
 async def test_deleting_from_a_queue_nobody_created_finds_nothing(database: Database) -> None:
     assert not await PgmqBroker(database).delete("never_created", 1)
-    assert await database.fetchval(_FUNCTIONS, "never_created", where="test") is None
+    assert not await _prepared(database, "never_created")
 
 
 async def test_processes_sending_to_a_new_queue_at_once_all_succeed(database: Database) -> None:
@@ -82,15 +89,11 @@ async def test_queues_of_a_database_migrated_before_their_statements_get_them(
     await empty_database.fetchval(
         "SELECT tasker.q_send('older_queue', '{}'::jsonb, 0, 0)", where="test"
     )
-    assert await empty_database.fetchval(_FUNCTIONS, "older_queue", where="test") is None
     monkeypatch.undo()
 
     await migrations.migrate(empty_database)
 
-    assert await empty_database.fetchval(_FUNCTIONS, "older_queue", where="test") == [
-        "qdelete_q_older_queue",
-        "qsend_q_older_queue",
-    ]
+    assert await _prepared(empty_database, "older_queue")
     [message] = await PgmqBroker(empty_database).read("older_queue", limit=5, visibility_timeout=9)
     assert await PgmqBroker(empty_database).delete("older_queue", message.msg_id)
 
