@@ -27,6 +27,7 @@ EXPECTED_TABLES = {
     "step_results",
     "dead_letters",
     "archive_reasons",
+    "prepared_queues",
     "schema_migrations",
 }
 
