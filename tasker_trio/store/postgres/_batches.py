@@ -28,11 +28,6 @@ from tasker_trio.db.bridge import Database
 from tasker_trio.db.errors import DatabaseError, DatabaseUnavailable
 from tasker_trio.store.postgres import _sql as sql
 
-KINDS = ("create", "claim", "record")
-"""What a plan does besides its own writes: creates its task (``tasker.create_task_claiming``),
-claims steps here (``tasker.apply_plan_claiming``), or records results too
-(``tasker.apply_plan_recording``)."""
-
 
 class _Again(Exception):
     """The plan's batch did not come back: its caller sends it again."""
@@ -65,7 +60,12 @@ class PlanWriter:
         self.plans = 0
 
     async def write(self, kind: str, payload: dict[str, Any], *, where: str) -> dict[str, Any]:
-        """Apply one plan (``kind`` is one of `KINDS`); its function's answer."""
+        """Apply one plan; the answer of the function that applies it.
+
+        ``kind`` says which: ``"create"`` (a new task: ``tasker.create_task_claiming``),
+        ``"claim"`` (``tasker.apply_plan_claiming``) or ``"record"`` (a plan with the
+        results it records: ``tasker.apply_plan_recording``).
+        """
         plan = _Plan(kind=kind, payload=payload)
         self._waiting.append(plan)
         try:
