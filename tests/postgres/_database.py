@@ -132,6 +132,19 @@ async def fresh_database(*, migrated: bool = True, **options: Any) -> AsyncItera
             await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', guard)
 
 
+def count_crossings(db: Database) -> list[str]:
+    """The labels of ``db``'s crossings from now on, in order (a list that grows)."""
+    crossings: list[str] = []
+    run = db.run
+
+    async def counting(operation: Any, *, where: str = "", idempotent: bool = False) -> Any:
+        crossings.append(where)
+        return await run(operation, where=where, idempotent=idempotent)
+
+    db.run = counting  # type: ignore[method-assign]
+    return crossings
+
+
 @contextmanager
 def scratch_database() -> Iterator[str]:
     """The URL of a new, empty database on the test server, dropped when the block ends.

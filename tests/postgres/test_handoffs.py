@@ -8,7 +8,6 @@ process sees exactly what it would have seen: nothing until a lease or a hold ru
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
 
 import attrs
 import pytest
@@ -34,7 +33,7 @@ from tests.contracts._builders import (
     record,
     success,
 )
-from tests.postgres._database import fresh_database
+from tests.postgres._database import count_crossings, fresh_database
 
 
 @attrs.define
@@ -120,14 +119,7 @@ class Counted:
 @pytest.fixture
 async def counted() -> AsyncIterator[Counted]:
     async with fresh_database() as db:
-        crossings: list[str] = []
-        run = db.run
-
-        async def counting(operation: Any, *, where: str = "", idempotent: bool = False) -> Any:
-            crossings.append(where)
-            return await run(operation, where=where, idempotent=idempotent)
-
-        db.run = counting  # type: ignore[method-assign]
+        crossings = count_crossings(db)
         signals = Signals()
         yield Counted(
             store=PostgresStore(db, signals=signals, clock=trio.current_time),

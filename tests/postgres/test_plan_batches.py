@@ -20,22 +20,14 @@ from tasker_trio.state_machine import StepState, TaskState
 from tasker_trio.store.postgres import PostgresStore
 from tasker_trio.store.postgres._batches import PlanWriter
 from tests.contracts._builders import START, make_graph
-from tests.postgres._database import fresh_database
+from tests.postgres._database import count_crossings, fresh_database
 
 
 @pytest.fixture
 async def crossings() -> AsyncIterator[tuple[Database, list[str]]]:
     """A fresh database counting its crossings by label."""
     async with fresh_database() as db:
-        seen: list[str] = []
-        run = db.run
-
-        async def counting(operation: Any, *, where: str = "", idempotent: bool = False) -> Any:
-            seen.append(where)
-            return await run(operation, where=where, idempotent=idempotent)
-
-        db.run = counting  # type: ignore[method-assign]
-        yield db, seen
+        yield db, count_crossings(db)
 
 
 def _missing_task_plan(n: int) -> dict[str, Any]:
