@@ -47,9 +47,14 @@ class TaskRequestActor(Actor[OrchestrationContext]):
 
 
 class ResultProcessorActor(Actor[OrchestrationContext]):
-    """Processes step results (result processing service)."""
+    """Processes step results (result processing service).
 
-    concurrency: ClassVar[int] = 8
+    Up to 32 tasks' results at once: on PostgreSQL each waits for its plan's round trip, and
+    the plans waiting together go in one batch (`tasker_trio.store.postgres._batches`); 8
+    at once held 500 linear tasks on 32 worker slots to ~1,100 steps/s, 32 to ~1,300.
+    """
+
+    concurrency: ClassVar[int] = 32
     mailbox_capacity: ClassVar[int] = 1024
 
     async def started(self) -> None:
