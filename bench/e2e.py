@@ -515,6 +515,11 @@ async def run_workloads(driver: Driver, meter: Meter, args: argparse.Namespace) 
     async def batch() -> float:
         return await driver.many("linear", args.tasks)
 
+    # Warm up for many tasks at once too: the latency runs, one task at a time, used one or
+    # two pooled connections; the others connect now, and on PostgreSQL each compiles the
+    # store's functions on its first call.
+    await driver.many("linear", max(1, args.tasks // 10))
+
     elapsed, db = await meter.measure(args.tasks * len(SHAPES["linear"]), batch)
     report["throughput_linear"] = {
         "tasks": args.tasks,
