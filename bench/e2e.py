@@ -329,10 +329,14 @@ class EngineDriver:
     async def many(self, shape: str, n: int) -> float:
         started = time.perf_counter()
         uuids: list[str] = [""] * n
+        batch = uuid.uuid4().hex[:8]  # new tasks: not twins (same identity) of earlier ones
 
         async def submitter(first: int) -> None:
             for i in range(first, n, self.submitters):
-                uuids[i] = (await self.engine.submit(NAMESPACE, shape, {"batch": i})).task_uuid
+                submitted = await self.engine.submit(NAMESPACE, shape, {"batch": batch, "n": i})
+                if not submitted.created:  # a twin's work was done before: it would not count
+                    raise RuntimeError(f"{shape} task {i} of the batch was not new")
+                uuids[i] = submitted.task_uuid
 
         # Like an application's request handlers: several submit at once.
         async with trio.open_nursery() as nursery:
