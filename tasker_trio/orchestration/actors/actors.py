@@ -51,7 +51,8 @@ class ResultProcessorActor(Actor[OrchestrationContext]):
 
     Up to 32 tasks' results at once: on PostgreSQL each waits for its plan's round trip, and
     the plans waiting together go in one batch (`tasker_trio.store.postgres._batches`); 8
-    at once held 500 linear tasks on 32 worker slots to ~1,100 steps/s, 32 to ~1,300.
+    at once made batches of ~3 plans for 500 linear tasks on 32 worker slots, 32 make ~9,
+    and ~18% more steps per second.
     """
 
     concurrency: ClassVar[int] = 32
