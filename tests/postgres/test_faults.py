@@ -186,7 +186,9 @@ async def _terminate_while_running(
     """Run the tasks on an engine, terminating all its connections 4 times meanwhile."""
 
     async def slow(ctx: StepContext) -> dict[str, Any]:
-        await trio.sleep(0.02)
+        # Slow enough that the four terminations (0.6 s) land mid-run: with 0.02 s, the
+        # engine once finished all 30 tasks before the last one.
+        await trio.sleep(0.1)
         return await combine(ctx)
 
     terminated = 0
