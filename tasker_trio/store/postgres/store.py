@@ -8,7 +8,9 @@ task's and those steps' row locks, so the plan commits atomically or is re-plann
 fresh view (compare-and-set; safe across processes, no lock held while Python runs). The
 version counts orchestration's changes only: workers' claims and results lock their step's
 row alone (migration 0007), so the branches of a fan-out do not queue on the task's row.
-Messages go to PGMQ queues in the same transaction as the state they follow.
+Messages go to PGMQ queues in the same transaction as the state they follow. Plans and new
+tasks written while others are on their way share their round trip and transaction
+(`tasker_trio.store.postgres._batches`); each is still checked and answered on its own.
 
 Times come from ``clock`` (wall-clock seconds by default) and reach SQL as parameters: no
 statement decides a lease, a visibility or a backoff with the server's ``now()``, so tests
