@@ -1,8 +1,8 @@
-"""Plans written in batches (`tasker_trio.store.postgres._batches`, migration 0011).
+"""Plans written in batches (`tasker_trio.store.postgres._batches`, migrations 0011, 0014).
 
-Plans made while others are on their way to the database go together, in one round trip
-and one transaction; each still answers as it would alone, and an error in one reaches
-its own caller alone.
+Plans (and a worker's step results) made while others are on their way to the database go
+together, in one round trip and one transaction; each still answers as it would alone, and
+an error in one reaches its own caller alone.
 """
 
 from __future__ import annotations
@@ -16,10 +16,20 @@ import trio.testing
 
 from tasker_trio.db import Database
 from tasker_trio.db.errors import DatabaseError
+from tasker_trio.messaging.pgmq import PgmqBroker
 from tasker_trio.state_machine import StepState, TaskState
 from tasker_trio.store.postgres import PostgresStore
 from tasker_trio.store.postgres._batches import PlanWriter
-from tests.contracts._builders import START, make_graph
+from tests.contracts._builders import (
+    RESULT_QUEUE,
+    START,
+    WORKER_QUEUE,
+    claim,
+    make_graph,
+    read_step_messages,
+    record,
+    success,
+)
 from tests.postgres._database import count_crossings, fresh_database
 
 
@@ -127,3 +137,51 @@ async def test_a_caller_cancelled_while_its_plan_waits_takes_the_plan_back(
     assert first == [{"applied": None, "claims": []}]
     assert "2nd" not in seen
     assert (writer.batches, writer.plans) == (2, 2)  # nor sent with the third
+
+
+async def test_results_recorded_at_once_by_a_worker_share_round_trips(
+    crossings: tuple[Database, list[str]],
+) -> None:
+    # A worker process: no orchestration here, so each result is recorded on its own
+    # (`tasker.record_result`), batched with the others finished meanwhile.
+    db, seen = crossings
+    store = PostgresStore(db)
+    broker = PgmqBroker(db, clock=store.now)
+    graphs = [make_graph(["a", "b"], [("a", "b")]) for _ in range(5)]
+    for graph in graphs:
+        await store.create_task(graph.task, graph.steps, graph.edges, planner=START)
+    messages = await read_step_messages(broker)
+    attempts = {}
+    for graph in graphs:
+        outcome = await claim(store, messages[graph.uuid("a")])
+        assert outcome.claimed is not None
+        attempts[graph.uuid("a")] = outcome.claimed.step.attempts
+    # One stale result among them: recorded in the audit only, the others accepted.
+    stale = graphs[0]
+    outcomes = {}
+    seen.clear()
+
+    async def finish(graph: Any, attempt: int, key: str) -> None:
+        result = success(graph, "a", attempt, value=key)
+        outcomes[key] = await record(store, result, messages[graph.uuid("a")])
+
+    async with trio.open_nursery() as nursery:
+        for n, graph in enumerate(graphs):
+            nursery.start_soon(finish, graph, attempts[graph.uuid("a")], f"g{n}")
+        nursery.start_soon(finish, stale, attempts[stale.uuid("a")] + 1, "stale")
+
+    writes = [label for label in seen if label != "notifying other processes"]
+    assert writes == ["recording a step result", "recording a batch of step results"]
+    assert {key: o.accepted for key, o in outcomes.items()} == {
+        **{f"g{n}": True for n in range(5)},
+        "stale": False,
+    }
+    assert outcomes["stale"].reason == "superseded"
+    for n, graph in enumerate(graphs):
+        step = await store.get_step(graph.uuid("a"))
+        assert step.state == StepState.ENQUEUED_FOR_ORCHESTRATION
+        assert step.results == {"value": f"g{n}"}
+    # One notice per accepted result, and the step messages gone.
+    notices = await broker.read(RESULT_QUEUE, limit=100, visibility_timeout=30)
+    assert sorted(m.payload["step_uuid"] for m in notices) == sorted(g.uuid("a") for g in graphs)
+    assert (await broker.queue_statistics(WORKER_QUEUE)).depth == 0

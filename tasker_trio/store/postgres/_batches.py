@@ -51,6 +51,12 @@ class _Plan:
         return self.answer is not None or self.error is not None
 
 
+def _batch_label(batch: list[_Plan]) -> str:
+    if all(plan.kind == "result" for plan in batch):
+        return "recording a batch of step results"
+    return "applying a batch of plans"
+
+
 class PlanWriter:
     """Sends plans to ``tasker.apply_many`` in batches; see the module docstring."""
 
@@ -67,8 +73,10 @@ class PlanWriter:
         """Apply one plan; the answer of the function that applies it.
 
         ``kind`` says which: ``"create"`` (a new task: ``tasker.create_task_claiming``),
-        ``"claim"`` (``tasker.apply_plan_claiming``) or ``"record"`` (a plan with the
-        results it records: ``tasker.apply_plan_recording``).
+        ``"claim"`` (``tasker.apply_plan_claiming``), ``"record"`` (a plan with the
+        results it records: ``tasker.apply_plan_recording``) or ``"result"`` (a step result
+        alone: ``tasker.record_result``, migration 0014). Every payload names its
+        ``task_uuid``: a batch takes its locks in task order.
         """
         plan = _Plan(kind=kind, payload=payload)
         self._waiting.append(plan)
@@ -126,7 +134,7 @@ class PlanWriter:
             answers = await self.db.fetchval(
                 sql.APPLY_MANY,
                 [{"kind": p.kind, "p": p.payload} for p in ordered],
-                where=where if len(batch) == 1 else "applying a batch of plans",
+                where=where if len(batch) == 1 else _batch_label(batch),
                 idempotent=True,
             )
         except DatabaseError as exc:

@@ -17,7 +17,6 @@ FROM jsonb_array_elements($1::jsonb) c
 CLAIM = "SELECT tasker.claim_step($1::jsonb)"
 CLAIM_FROM_QUEUE = "SELECT * FROM tasker.claim_from_queue($1::jsonb)"
 READ_WITH_VIEWS = "SELECT * FROM tasker.read_with_views($1, $2, $3, $4)"
-RECORD = "SELECT tasker.record_result($1::jsonb)"
 EXTEND = """
 UPDATE tasker.steps
 SET lease_expires_at = $3,

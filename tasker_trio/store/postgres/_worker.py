@@ -29,6 +29,7 @@ from tasker_trio.models import (
 from tasker_trio.models.codec import copy_json
 from tasker_trio.state_machine import StepEvent, StepState
 from tasker_trio.store.postgres import _sql as sql
+from tasker_trio.store.postgres._batches import PlanWriter
 from tasker_trio.store.postgres._fused import PendingRecords
 from tasker_trio.store.postgres._handoff import Handoffs, claim_parameters
 from tasker_trio.store.postgres._reads import KnownViews, MessageKey, StepPatches, ViewCache
@@ -57,6 +58,7 @@ class PostgresWorkerSide:
     _known: KnownViews
     _pending: PendingRecords
     _claimed_steps: OrderedDict[str, WorkflowStep]
+    _writer: PlanWriter
 
     def now(self) -> float:  # provided by PostgresStore
         raise NotImplementedError
@@ -290,9 +292,10 @@ class PostgresWorkerSide:
             fused = await self._record_with_its_plan(result, payload, notice, local)
             if fused is not None:
                 return fused
-        outcome = await self.db.fetchval(
-            sql.RECORD, payload, where="recording a step result", idempotent=True
-        )
+        # Sent with whatever else this process is writing (`PlanWriter`): under load, the
+        # results finished meanwhile share one round trip and one commit.
+        payload["task_uuid"] = result.task_uuid  # the batch's lock order
+        outcome = await self._writer.write("result", payload, where="recording a step result")
         handed = False
         if outcome["accepted"] and local is not None and "msg_id" in outcome:
             handed = True
