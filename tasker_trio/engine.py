@@ -282,6 +282,7 @@ async def _start_event_systems(
             settings,
             on_poison=partial(_count, context),
             group=route.group,
+            consumes=route.consumes,
             read=context.store.read_for_processing if route.read_ahead else None,
         )
         await events.start(consumer.run)

@@ -14,9 +14,14 @@ from tasker_trio.store.protocol import MessageRef
 
 @attrs.frozen(kw_only=True)
 class InitializeTask(Message[InitializationResult]):
-    """Create (or find) the task for a request."""
+    """Create (or find) the task for a request.
+
+    ``consumed`` is the queue message that carried the request, deleted by the store
+    operation that creates (or finds) the task — or empty when the caller deletes it.
+    """
 
     request: TaskRequest
+    consumed: tuple[MessageRef, ...] = ()
 
 
 @attrs.frozen(kw_only=True)

@@ -64,10 +64,13 @@ class MemoryStore(MemoryWorkerSide):
         edges: Sequence[StepEdge],
         *,
         planner: Planner,
+        consumed: Sequence[MessageRef] = (),
     ) -> tuple[Task, bool]:
-        """Create the task and its graph and apply ``planner``, or return the existing twin."""
+        """Create the task and its graph and apply ``planner``, or return the existing twin;
+        delete ``consumed`` either way."""
         existing = self._by_identity.get(task.identity_hash)
         if existing is not None:
+            self._delete(consumed)
             return self._tasks[existing], False
         view = TaskView(task=task, steps=tuple(steps), edges=tuple(edges))
         plan = planner(view, self.now())  # decide before writing: a failure leaves nothing
@@ -78,6 +81,7 @@ class MemoryStore(MemoryWorkerSide):
         for step in steps:
             self._steps[step.step_uuid] = step
         self._commit(plan)
+        self._delete(consumed)
         return self._tasks[task.task_uuid], True
 
     async def apply(
@@ -86,9 +90,12 @@ class MemoryStore(MemoryWorkerSide):
         """Run ``planner`` on the current view, apply its plan and delete ``consumed``."""
         plan = planner(self._view(task_uuid), self.now())
         self._commit(plan)
+        self._delete(consumed)
+        return plan, self._view(task_uuid)
+
+    def _delete(self, consumed: Sequence[MessageRef]) -> None:
         for ref in consumed:
             self.queues.delete_nowait(ref.queue, ref.msg_id)
-        return plan, self._view(task_uuid)
 
     def _view(self, task_uuid: str) -> TaskView:
         task = self._tasks.get(task_uuid)

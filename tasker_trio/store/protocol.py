@@ -115,11 +115,14 @@ class Store(Protocol):
         edges: Sequence[StepEdge],
         *,
         planner: Planner,
+        consumed: Sequence[MessageRef] = (),
     ) -> tuple[Task, bool]:
         """Create a task and its graph, then apply ``planner`` to it, atomically.
 
         When a task with the same ``identity_hash`` exists, nothing is created and that task
-        is returned with ``False``.
+        is returned with ``False``. ``consumed`` are the queue messages that asked for it (a
+        task request): deleted in the same atomic operation, also when the task existed
+        already, and not at all when the planner raises.
         """
         ...
 

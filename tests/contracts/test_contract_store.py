@@ -147,6 +147,50 @@ async def test_create_task_with_a_known_identity_returns_the_existing_task(
     assert (await backend.broker.queue_statistics(WORKER_QUEUE)).sent_total == 1
 
 
+REQUESTS = "contract_task_requests"
+
+
+async def test_create_task_deletes_the_request_that_asked_for_it(backend: Backend) -> None:
+    store, broker = backend.store, backend.broker
+    first = make_graph(["a"], identity_hash="requested")
+    twin = make_graph(["a"], identity_hash="requested")
+    for _ in range(3):
+        await broker.send(REQUESTS, {"request": "first"})
+    one, two, three = await broker.read(REQUESTS, limit=10, visibility_timeout=30)
+
+    _, created = await store.create_task(
+        first.task, first.steps, first.edges, planner=START, consumed=[ref(one)]
+    )
+    assert created is True
+    # A request for a task that exists already is done with too.
+    _, created = await store.create_task(
+        twin.task, twin.steps, twin.edges, planner=START, consumed=[ref(two)]
+    )
+    assert created is False
+
+    assert not await broker.delete(REQUESTS, one.msg_id)  # gone already
+    assert not await broker.delete(REQUESTS, two.msg_id)
+    assert await broker.delete(REQUESTS, three.msg_id)  # not named: left alone
+
+
+async def test_create_task_whose_planner_raises_keeps_its_request(backend: Backend) -> None:
+    store, broker = backend.store, backend.broker
+    graph = make_graph(["a"])
+    await broker.send(REQUESTS, {"request": "kept"})
+    (message,) = await broker.read(REQUESTS, limit=10, visibility_timeout=30)
+
+    def build(builder: PlanBuilder, view: TaskView, now: float) -> None:
+        builder.task_event(TaskEvent.ALL_STEPS_SUCCESSFUL)  # illegal from pending
+
+    with pytest.raises(InvalidTransition):
+        await store.create_task(
+            graph.task, graph.steps, graph.edges, planner=planner(build), consumed=[ref(message)]
+        )
+
+    assert (await broker.queue_statistics(REQUESTS)).depth == 1
+    assert await broker.delete(REQUESTS, message.msg_id)
+
+
 async def test_concurrent_creates_of_one_identity_create_one_task(backend: Backend) -> None:
     store = backend.store
     graphs = [make_graph(["a"], identity_hash="raced-identity") for _ in range(5)]

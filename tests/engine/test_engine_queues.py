@@ -278,3 +278,25 @@ async def test_queued_request_for_an_unknown_template_is_archived(
     assert [m.payload for m in archived] == [bad.to_json()]
     assert "no_such" in archived[0].reason
     assert stats.poison_messages.get(ORCHESTRATION_TASK_REQUESTS) == 1
+
+
+async def test_queued_requests_are_gone_once_their_task_exists(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    """A request is deleted with its task's creation; a second one for the same task too."""
+    async with running_engine([simple()], {"ok": ok}) as engine:
+        broker = engine._context.broker
+        request = TaskRequest.create(NAMESPACE, "simple", {"x": 1})
+        twin = TaskRequest.create(NAMESPACE, "simple", {"x": 1})  # same identity
+        await broker.send(
+            ORCHESTRATION_TASK_REQUESTS, TaskRequestMessage(request=request).to_json()
+        )
+        await broker.send(ORCHESTRATION_TASK_REQUESTS, TaskRequestMessage(request=twin).to_json())
+        await trio.sleep(200)  # several visibility timeouts: nothing comes back
+        queue = await broker.queue_statistics(ORCHESTRATION_TASK_REQUESTS)
+        archived = await broker.archived(ORCHESTRATION_TASK_REQUESTS)
+        stats = await engine.statistics()
+    assert stats.tasks_by_state == {"complete": 1}
+    assert (queue.depth, queue.sent_total) == (0, 2)
+    assert archived == []
+    assert stats.poison_messages == {}

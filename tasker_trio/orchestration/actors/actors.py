@@ -43,7 +43,7 @@ class TaskRequestActor(Actor[OrchestrationContext]):
     @handles(InitializeTask)
     async def initialize(self, command: InitializeTask) -> InitializationResult:
         """Create (or find) the task."""
-        return await self.service.call(command.request)
+        return await self.service.call(command.request, consumed=command.consumed)
 
 
 class ResultProcessorActor(Actor[OrchestrationContext]):

@@ -2,7 +2,8 @@
 
 Step results are grouped by task, so the results of one task that arrive together are
 processed in one store operation (`ProcessStepResults`), which also deletes their messages
-(all but the poison ones, which the consumer archives).
+(all but the poison ones, which the consumer archives). A task request's message is
+deleted by the store operation that creates its task (`InitializeTask`).
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ class QueueRoute:
     group: GroupDispatch | None = None
     read_ahead: bool = False
     """Read with `Store.read_for_processing` (its messages' tasks come along)."""
+    consumes: bool = False
+    """``dispatch`` deletes its message itself (see `QueueConsumer`)."""
 
 
 def orchestration_routes(commands: CommandProcessor) -> list[QueueRoute]:
@@ -64,7 +67,10 @@ def orchestration_routes(commands: CommandProcessor) -> list[QueueRoute]:
             raise PoisonMessage(message.queue, poison[message.msg_id], msg_id=message.msg_id)
 
     async def task_request(message: QueueMessage) -> None:
-        await commands.process(InitializeTask(request=hydrate_task_request(message).request))
+        # The task's creation deletes the message (the consumer does not).
+        consumed = (MessageRef(queue=message.queue, msg_id=message.msg_id),)
+        request = hydrate_task_request(message).request
+        await commands.process(InitializeTask(request=request, consumed=consumed))
 
     async def finalization(message: QueueMessage) -> None:
         await commands.process(FinalizeTask(task_uuid=hydrate_finalization(message).task_uuid))
@@ -79,6 +85,6 @@ def orchestration_routes(commands: CommandProcessor) -> list[QueueRoute]:
             group=GroupDispatch(key=task_of, dispatch=step_results, consumes=True),
             read_ahead=True,
         ),
-        QueueRoute(queue=ORCHESTRATION_TASK_REQUESTS, dispatch=task_request),
+        QueueRoute(queue=ORCHESTRATION_TASK_REQUESTS, dispatch=task_request, consumes=True),
         QueueRoute(queue=ORCHESTRATION_TASK_FINALIZATIONS, dispatch=finalization),
     ]

@@ -70,7 +70,10 @@ class QueueConsumer:
     """Consume one queue with ``dispatch`` (which raises `PoisonMessage` for bad input).
 
     ``read`` replaces ``broker.read`` (e.g. `Store.read_for_processing`, which reads the
-    tasks the messages name along with them).
+    tasks the messages name along with them). With ``consumes``, ``dispatch`` deletes its
+    message itself, atomically with the store operation that processed it (a task request,
+    with its task's creation): the consumer deletes nothing then, and archives a poison
+    message as ever (a dispatch that raises must have deleted nothing).
     """
 
     def __init__(
@@ -82,6 +85,7 @@ class QueueConsumer:
         *,
         on_poison: Callable[[str, str], None],
         group: GroupDispatch | None = None,
+        consumes: bool = False,
         read: Callable[..., Awaitable[list[QueueMessage]]] | None = None,
     ) -> None:
         self.broker = broker
@@ -91,6 +95,7 @@ class QueueConsumer:
         self.settings = settings
         self.on_poison = on_poison
         self.group = group
+        self.consumes = consumes
         self._limiter = trio.Semaphore(settings.concurrency)
         self._nursery: trio.Nursery | None = None
         self._handed: dict[str | None, list[QueueMessage]] = {}
@@ -209,6 +214,7 @@ class QueueConsumer:
                 consumed = self.group.consumes
             else:
                 await self.dispatch(message)
+                consumed = self.consumes
         except PoisonMessage as exc:
             for bad in unit:
                 await self._archive(bad, exc.reason)

@@ -122,8 +122,10 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide):
         edges: Sequence[StepEdge],
         *,
         planner: Planner,
+        consumed: Sequence[MessageRef] = (),
     ) -> tuple[Task, bool]:
-        """Create the task and its graph and apply ``planner``, or return the existing twin."""
+        """Create the task and its graph and apply ``planner``, or return the existing twin;
+        ``consumed`` is deleted by the same transaction either way (migration 0015)."""
         view = TaskView(task=task, steps=tuple(steps), edges=tuple(edges))
         now = self.now()
         plan = planner(view, now)  # decide before writing: a failure leaves nothing
@@ -132,6 +134,7 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide):
         payload["task"] = after.task.to_json()
         payload["steps"] = [s.to_json() for s in after.steps]
         payload["edges"] = [e.to_json() for e in after.edges]
+        payload["consumed"] = [{"queue": ref.queue, "msg_id": ref.msg_id} for ref in consumed]
         reservation = self._handoffs.split(payload, now)
         written = False
         try:

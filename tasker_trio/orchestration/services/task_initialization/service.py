@@ -10,6 +10,8 @@ that task with ``created=False``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import attrs
 
 from tasker_trio.models import Task, TaskRequest
@@ -22,7 +24,7 @@ from tasker_trio.orchestration.services.task_initialization.workflow_builder imp
 )
 from tasker_trio.state_machine import TaskEvent
 from tasker_trio.store.plan import Plan, PlanBuilder, TaskView
-from tasker_trio.store.protocol import Store
+from tasker_trio.store.protocol import MessageRef, Store
 from tasker_trio.templates import TemplateRegistry
 
 
@@ -49,8 +51,11 @@ class TaskInitializationService:
     store: Store
     registry: TemplateRegistry
 
-    async def call(self, request: TaskRequest) -> InitializationResult:
-        """Create (or find) the task for ``request``.
+    async def call(
+        self, request: TaskRequest, *, consumed: Sequence[MessageRef] = ()
+    ) -> InitializationResult:
+        """Create (or find) the task for ``request``; ``consumed`` (the request's message)
+        is deleted with it (`Store.create_task`).
 
         Raises:
             UnknownTemplate, InvalidContext, InvalidTaskRequest: the request is not usable;
@@ -59,6 +64,6 @@ class TaskInitializationService:
         template = await load_for_request(self.registry, request)
         task, steps, edges = build_workflow(template, request, now=self.store.now())
         stored, created = await self.store.create_task(
-            task, steps, edges, planner=plan_initialization
+            task, steps, edges, planner=plan_initialization, consumed=consumed
         )
         return InitializationResult(task=stored, created=created)
