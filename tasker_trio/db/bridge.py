@@ -1,40 +1,29 @@
 """The Trio-to-asyncio bridge: one asyncio loop, pooled connections, one crossing per operation.
 
-`open_database` opens a trio-asyncio loop (`tasker_trio.db.loop`), a pool of asyncpg
-connections kept on the Trio side (`tasker_trio.db.pool`) and (unless polling) the LISTEN
-bridge of `tasker_trio.db.listener` inside the caller's nursery tree, and closes them on the
-way out (shielded, within a grace period, then terminated).
-`Database.run` takes a pooled connection on the Trio side, hands a whole operation — usually
-one statement, or one transaction — to the asyncio side and waits for it there, so each
-store operation crosses the bridge once; every
-asyncpg failure is translated into a `DatabaseError` on the way back, after the retries
-`tasker_trio.db.retry` allows.
+`tasker_trio.db.opening.open_database` opens the loop, the pool and the listener and hands
+back a `Database`. `Database.run` takes a pooled connection on the Trio side, hands a whole
+operation — usually one statement, or one transaction — to the asyncio side and waits for
+it there, so each store operation crosses the bridge once; every asyncpg failure is
+translated into a `DatabaseError` on the way back, after the retries `tasker_trio.db.retry`
+allows.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AbstractContextManager, asynccontextmanager, nullcontext
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import Any, TypeAlias, TypeVar
 
-# Neither ships type information (no py.typed, no stubs package): their values are Any here,
-# and this module is the only one that touches them.
+# Neither ships type information (no py.typed, no stubs package): their values are Any here.
 import asyncpg  # type: ignore[import-untyped]
-import trio
 import trio_asyncio  # type: ignore[import-untyped]
 
 from tasker_trio.db.errors import TRANSLATED, DatabaseError, translate
 from tasker_trio.db.listener import Listener
-from tasker_trio.db.loop import open_asyncio_loop
 from tasker_trio.db.pool import TrioPool
-from tasker_trio.db.publisher import NOTIFY_MODE_SETTING, Publisher
+from tasker_trio.db.publisher import Publisher
 from tasker_trio.db.retry import Failure, RetryPolicy, retrying
-from tasker_trio.db.signals import ORIGIN_SETTING, Signals, WakeupMode
-
-_log = logging.getLogger("tasker_trio.db")
+from tasker_trio.db.signals import Signals, WakeupMode
 
 _NOTIFY = "SELECT pg_notify(c, p || $3) FROM unnest($1::text[], $2::text[]) AS n(c, p)"
 
@@ -45,17 +34,13 @@ Connection: TypeAlias = Any
 Operation = Callable[[Connection], Awaitable[T]]
 """An asyncio-side coroutine function run with a pooled connection."""
 Guard = Callable[[], AbstractContextManager[object]]
-"""A context manager factory entered around every crossing (see `open_database`)."""
-
-
-async def _init_connection(conn: Connection) -> None:
-    """JSON in and out as Python data (the models' ``to_json``/``from_json`` do the rest)."""
-    for kind in ("json", "jsonb"):
-        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+"""A context manager factory entered around every crossing (see
+`tasker_trio.db.opening.open_database`)."""
 
 
 class Database:
-    """A pool of connections on the asyncio side of the bridge; use `open_database`.
+    """A pool of connections on the asyncio side of the bridge; made by
+    `tasker_trio.db.opening.open_database`.
 
     Attributes:
         dsn: the URL it connects to.
@@ -102,6 +87,10 @@ class Database:
     def listener(self) -> Listener | None:
         """The LISTEN bridge (None in ``poll`` mode)."""
         return self._listener
+
+    def listen_with(self, listener: Listener) -> None:
+        """Have `wait_bound` follow ``listener``'s connection (`open_database` runs it)."""
+        self._listener = listener
 
     def attach(self, signals: Signals) -> None:
         """Have notifications from other processes fire ``signals`` too."""
@@ -224,174 +213,3 @@ class Database:
             return await conn.fetchval(query, *args)
 
         return await self.run(op, where=where, idempotent=idempotent)
-
-
-@asynccontextmanager
-async def open_database(
-    dsn: str,
-    *,
-    min_size: int = 1,
-    max_size: int = 10,
-    wakeups: WakeupMode | str = WakeupMode.HYBRID,
-    poll_interval: float = 1.0,
-    retry: RetryPolicy | None = None,
-    close_grace: float = 5.0,
-    guard: Guard | None = None,
-) -> AsyncIterator[Database]:
-    """Open an asyncio loop, a connection pool and (unless polling) a LISTEN connection.
-
-    Args:
-        dsn: a ``postgresql://`` URL.
-        min_size, max_size: the pool's bounds (the listener's connection is extra).
-        wakeups: ``"hybrid"`` (default: notifications, and polling at ``poll_interval``
-            while the listener is down), ``"event"`` (notifications only) or ``"poll"`` (no
-            LISTEN connection; every wait ends by ``poll_interval``).
-        poll_interval: the longest wait when polling, in seconds.
-        retry: how operations retry a lost connection (default: `RetryPolicy()`, 30 s).
-            Opening does not retry: a wrong URL or a server that is down fails at once.
-        close_grace: seconds the pool may take to close before its connections are cut.
-        guard: entered around every crossing; tests pass one that stops a
-            `trio.testing.MockClock` from autojumping while the database works (real I/O
-            looks idle to Trio).
-
-    Raises:
-        DatabaseUnavailable: the server cannot be reached, or refuses the credentials or
-            the database name.
-        ValueError: an unknown ``wakeups`` mode.
-    """
-    mode = WakeupMode(wakeups)
-    enter = guard or nullcontext
-    settings = {
-        "wakeups": mode,
-        "poll_interval": poll_interval,
-        "retry": retry or RetryPolicy(),
-        "origin": uuid.uuid4().hex,
-    }
-    try:
-        async with (
-            open_asyncio_loop() as loop,
-            _quiet_stray_errors(loop),
-            _pool(
-                dsn,
-                loop,
-                enter,
-                min_size=min_size,
-                max_size=max_size,
-                grace=close_grace,
-                settings=settings,
-            ) as db,
-            trio.open_nursery() as nursery,
-        ):
-            await nursery.start(db.publisher.run)
-            if mode is not WakeupMode.POLL:
-                listener = Listener(
-                    dsn,
-                    loop,
-                    db.signal_sets,
-                    policy=RetryPolicy(max_backoff=1.0),
-                    guard=enter,
-                    origin=db.origin,
-                )
-                db._listener = await nursery.start(listener.run)
-            try:
-                yield db
-            finally:
-                # What this process committed last must still reach the others.
-                with trio.move_on_after(close_grace, shield=True):
-                    await db.publisher.flush()
-                nursery.cancel_scope.cancel()
-    except BaseExceptionGroup as group:
-        # The loop runs in a nursery, which wraps whatever crosses it in a group; a single
-        # error (a failed connect, or the block's own) is re-raised as itself.
-        sole = _sole_error(group)
-        if sole is None:
-            raise
-        raise sole from sole.__cause__
-
-
-@asynccontextmanager
-async def _quiet_stray_errors(loop: Any) -> AsyncIterator[None]:
-    """Log asyncio errors nobody awaits (a connection the server cut, a failed pool reset).
-
-    The asyncio loop would otherwise re-raise them and die, leaving Trio tasks that wait on
-    it hanging for good; the operation that suffered them has its own error already.
-    """
-
-    def handler(_: Any, context: dict[str, Any]) -> None:
-        _log.warning("asyncio: %s", context.get("message"), exc_info=context.get("exception"))
-
-    loop.set_exception_handler(handler)
-    yield
-
-
-@asynccontextmanager
-async def _pool(
-    dsn: str,
-    loop: Any,
-    enter: Guard,
-    *,
-    min_size: int,
-    max_size: int,
-    grace: float,
-    settings: dict[str, Any],
-) -> AsyncIterator[Database]:
-    async def connect() -> Any:
-        try:
-            conn = await asyncpg.connect(
-                dsn,
-                # Read by `tasker.notify`: this database's notifications carry its origin,
-                # and are sent after the commit by its `publisher`, not by the statements.
-                server_settings={
-                    ORIGIN_SETTING: settings["origin"],
-                    NOTIFY_MODE_SETTING: "deferred",
-                },
-            )
-        except TRANSLATED as exc:
-            raise translate(exc, where=f"connecting to {_redact(dsn)}") from exc
-        except ValueError as exc:  # asyncpg's DSN parser
-            raise DatabaseError(f"bad database URL {_redact(dsn)}: {exc}") from exc
-        try:
-            await _init_connection(conn)
-        except BaseException:
-            conn.terminate()
-            raise
-        return conn
-
-    # Pooled connections keep no session state (the listener has its own connection;
-    # migrations release their advisory lock themselves), so a connection goes back to the
-    # pool as it is: no reset round trip per operation.
-    pool = TrioPool(connect, loop, max_size=max_size)
-    try:
-        with enter():
-            await pool.fill(min_size)
-        yield Database(pool, loop, dsn=dsn, guard=enter, **settings)
-    finally:
-        with enter():
-            await pool.close(grace)
-
-
-def _sole_error(group: BaseExceptionGroup[BaseException]) -> Exception | None:
-    """The one `Exception` inside ``group`` (nested groups included), else None."""
-    leaves: list[BaseException] = []
-
-    def collect(exc: BaseException) -> None:
-        if isinstance(exc, BaseExceptionGroup):
-            for inner in exc.exceptions:
-                collect(inner)
-        else:
-            leaves.append(exc)
-
-    collect(group)
-    if len(leaves) == 1 and isinstance(leaves[0], Exception):
-        return leaves[0]
-    return None
-
-
-def _redact(dsn: str) -> str:
-    """The URL without its password, for messages."""
-    if "@" not in dsn or "://" not in dsn:
-        return dsn
-    scheme, rest = dsn.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}@{host}"
