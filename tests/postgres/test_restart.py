@@ -66,17 +66,16 @@ async def test_a_new_engine_finishes_every_task_a_stopped_engine_left_mid_workfl
                 for n, shape in enumerate(SHAPES)
             }
             await all_slots_blocked.wait()
-            stopped_at = trio.current_time()
 
         before = {row["state"]: row["n"] for row in await database.fetch(_STEP_STATES)}
         # Left mid-workflow: steps claimed and running, steps still queued, roots done.
         assert before.get("in_progress") == CONCURRENCY, before
         assert before.get("enqueued", 0) > 0, before
         assert before.get("complete", 0) > 0, before
+        leases = {row["step_uuid"]: row["lease"] for row in await database.fetch(_LEASES)}
 
         async with open_engine(templates, **options) as second:
             tasks = await wait_until_settled(database, len(submitted), within=20)
-            finished_after = trio.current_time() - stopped_at
             second_stats = await second.statistics()
 
     assert exactly_once_violations(tasks) == []
@@ -94,8 +93,19 @@ async def test_a_new_engine_finishes_every_task_a_stopped_engine_left_mid_workfl
     for key, step in steps.items():
         if key not in blocked:
             assert (step.attempts, step.reclaims, step.ignored) == (1, 0, 0), step
-    assert finished_after >= VISIBILITY  # the reclaims waited for the leases to expire
+    # The reclaims waited for the leases to expire (times on the store's wall clock).
+    reclaims = {row["step_uuid"]: row["at"] for row in await database.fetch(_RECLAIMS)}
+    assert set(reclaims) == set(leases)
+    for step_uuid, at in reclaims.items():
+        assert at >= leases[step_uuid], (step_uuid, at, leases[step_uuid])
     assert second_stats.poison_messages == {}
 
 
 _STEP_STATES = "SELECT state, count(*) AS n FROM tasker.steps GROUP BY state"
+_LEASES = (
+    "SELECT step_uuid, lease_expires_at AS lease FROM tasker.steps WHERE state = 'in_progress'"
+)
+_RECLAIMS = (
+    "SELECT step_uuid, at FROM tasker.step_transitions"
+    " WHERE from_state = 'in_progress' AND to_state = 'in_progress'"
+)
