@@ -97,16 +97,18 @@ class Database:
         if not any(known is signals for known in self._signal_sets):
             self._signal_sets.append(signals)
 
-    def fire(self, key: str) -> None:
+    def fire(self, key: str, *, announced: bool = False) -> None:
         """Wake this process's waiters on ``key`` after a change committed here.
 
         Every attached `Signals` hears it, as they would hear another process's change;
         other processes hear it from the `publisher` (the listener drops the echo of this
-        database's own notifications by their `origin`).
+        database's own notifications by their `origin`) — unless the committed
+        transaction ``announced`` it itself (a batch of plans, `tasker.apply_many`).
         """
         for signals in self._signal_sets:
             signals.fire(key)
-        self.publisher.add(key)
+        if not announced:
+            self.publisher.add(key)
 
     async def _notify(self, channels: list[str], payloads: list[str]) -> None:
         """Send this database's deferred notifications (see `tasker_trio.db.publisher`)."""

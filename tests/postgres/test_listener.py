@@ -16,7 +16,7 @@ from tasker_trio.db.signals import queue_key
 from tasker_trio.messaging.pgmq import PgmqBroker
 from tasker_trio.store.postgres import PostgresStore
 from tests.contracts._builders import START, make_graph, planner
-from tests.postgres._database import open_process
+from tests.postgres._database import count_crossings, open_process
 
 QUEUE = "listener_test"
 PAYLOAD = {"n": 1}
@@ -143,7 +143,8 @@ async def test_the_echo_of_this_process_s_own_notification_wakes_nobody(
 
 async def test_a_send_notifies_after_its_commit_not_inside_it(database: Database) -> None:
     # NOTIFY inside a transaction serialises its commit with every other notifying
-    # commit; the statements leave it to the publisher, one batch per burst of commits.
+    # commit; the statements leave it to the publisher, one batch per burst of commits
+    # (plans sent alone are the exception: see the tests below).
     broker = PgmqBroker(database)
     sent, batches = database.publisher.sent, database.publisher.batches
     async with trio.open_nursery() as nursery:
@@ -168,6 +169,64 @@ async def test_a_send_notifies_after_its_commit_not_inside_it(database: Database
             where="inline, as a tool",
         )
         await _until(lambda: b.db.listener.statistics().notifications > heard)
+
+
+async def test_a_plan_alone_announces_itself_in_its_own_transaction(database: Database) -> None:
+    # One plan at a time (a task's steps run one after another): the plan's transaction
+    # notifies (migration 0016), so the other process hears it without a publisher round
+    # trip after the commit.
+    store_a = PostgresStore(database)
+    graph = make_graph(["a"])
+    await store_a.create_task(graph.task, graph.steps, graph.edges, planner=planner(_nothing))
+    woke_after: list[float] = []
+
+    async def waiter() -> None:
+        start = trio.current_time()
+        await store_a.wait_for_change(graph.task.task_uuid, timeout=LONG)
+        woke_after.append(trio.current_time() - start)
+
+    async with open_process(database.dsn) as b, trio.open_nursery() as nursery:
+        nursery.start_soon(waiter)
+        await trio.sleep(0.2)
+        seen = count_crossings(b.db)
+        published = b.db.publisher.sent
+        await b.store.apply(graph.task.task_uuid, START)
+        await trio.sleep(0.2)  # a publisher batch would have gone by now
+
+    assert woke_after[0] < PROMPT
+    # B read the task (it had never seen it) and applied its plan; nothing after.
+    assert seen == ["reading a task", "applying a plan"]
+    assert b.db.publisher.sent == published
+
+
+async def test_plans_in_a_batch_leave_their_announcements_to_the_publisher(
+    database: Database,
+) -> None:
+    # Under load the batches are what limits throughput: their notifications go by the
+    # publisher, in a transaction beside the next batch, and still wake the other process.
+    store_a = PostgresStore(database)
+    graphs = [make_graph(["a"]) for _ in range(4)]
+    for graph in graphs:
+        await store_a.create_task(graph.task, graph.steps, graph.edges, planner=planner(_nothing))
+    woken: set[str] = set()
+
+    async def waiter(task_uuid: str) -> None:
+        await store_a.wait_for_change(task_uuid, timeout=LONG)
+        woken.add(task_uuid)
+
+    async with open_process(database.dsn) as b:
+        seen = count_crossings(b.db)
+        with trio.fail_after(PROMPT):
+            async with trio.open_nursery() as nursery:
+                for graph in graphs:
+                    nursery.start_soon(waiter, graph.task.task_uuid)
+                await trio.sleep(0.2)
+                for graph in graphs:
+                    nursery.start_soon(b.store.apply, graph.task.task_uuid, START)
+
+    assert woken == {graph.task.task_uuid for graph in graphs}
+    assert "applying a batch of plans" in seen
+    assert "notifying other processes" in seen
 
 
 async def _until(condition: Callable[[], bool]) -> None:

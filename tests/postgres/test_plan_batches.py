@@ -104,9 +104,9 @@ async def test_a_plan_the_server_refuses_fails_alone_and_the_others_are_applied(
     refused = answers.pop(2)
     assert isinstance(refused, DatabaseError)
     assert "unknown kind" in str(refused)
-    assert answers == {n: {"applied": None, "claims": []} for n in (0, 1, 3)} | {
-        4: {"applied": None, "claims": [], "records": []}
-    }
+    # (Nothing to announce: none of them says its transaction announced it.)
+    missing = {"applied": None, "claims": [], "announced": False}
+    assert answers == dict.fromkeys((0, 1, 3), missing) | {4: missing | {"records": []}}
 
 
 async def test_a_caller_cancelled_while_its_plan_waits_takes_the_plan_back(
@@ -134,7 +134,7 @@ async def test_a_caller_cancelled_while_its_plan_waits_takes_the_plan_back(
 
     await writer.write("claim", _missing_task_plan(3), where="third")
 
-    assert first == [{"applied": None, "claims": []}]
+    assert first == [{"applied": None, "claims": [], "announced": False}]
     assert "2nd" not in seen
     assert (writer.batches, writer.plans) == (2, 2)  # nor sent with the third
 

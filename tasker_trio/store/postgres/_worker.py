@@ -295,7 +295,12 @@ class PostgresWorkerSide:
         # Sent with whatever else this process is writing (`PlanWriter`): under load, the
         # results finished meanwhile share one round trip and one commit.
         payload["task_uuid"] = result.task_uuid  # the batch's lock order
-        outcome = await self._writer.write("result", payload, where="recording a step result")
+        # A notice sent visible (not held for this process's own result processing) is
+        # announced to other processes (`PlanWriter.write`).
+        announce = [queue_key(result_queue)] if local is None else []
+        outcome = await self._writer.write(
+            "result", payload, where="recording a step result", announce=announce
+        )
         handed = False
         if outcome["accepted"] and local is not None and "msg_id" in outcome:
             handed = True
@@ -304,7 +309,7 @@ class PostgresWorkerSide:
             self._patches.put((result_queue, handed_notice.msg_id), outcome["step"])
             local.deliver(handed_notice)
         elif outcome["accepted"]:
-            self.db.fire(queue_key(result_queue))
+            self.db.fire(queue_key(result_queue), announced=bool(outcome.get("announced")))
         return RecordOutcome(
             accepted=bool(outcome["accepted"]), reason=outcome.get("reason"), handed_over=handed
         )

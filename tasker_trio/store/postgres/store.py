@@ -138,7 +138,12 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide):
         reservation = self._handoffs.split(payload, now)
         written = False
         try:
-            outcome = await self._writer.write("create", payload, where="creating a task")
+            outcome = await self._writer.write(
+                "create",
+                payload,
+                where="creating a task",
+                announce=_announced(plan, payload, moved=True),
+            )
             if outcome["task"] is None:
                 raise DatabaseError(f"task {task.task_uuid} exists with another identity")
             written = bool(outcome["created"])
@@ -152,10 +157,13 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide):
         created = written or existing.task_uuid == task.task_uuid
         if not written:
             if created:
-                self._settle(plan, after, payload, [], None, moved=True)
+                self._settle(plan, after, payload, [], None, moved=True, announced=_said(outcome))
             return existing, created
         self._known.put(task.task_uuid, 0, after)
-        self._settle(plan, after, payload, outcome["claims"], reservation, moved=True)
+        claims = outcome["claims"]
+        self._settle(
+            plan, after, payload, claims, reservation, moved=True, announced=_said(outcome)
+        )
         return existing, created
 
     async def apply(
@@ -201,8 +209,12 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide):
                 reservation = self._handoffs.split(payload, now)
                 applied = False
                 try:
+                    moved = after.task.state != view.task.state
                     outcome = await self._writer.write(
-                        "record" if records else "claim", payload, where="applying a plan"
+                        "record" if records else "claim",
+                        payload,
+                        where="applying a plan",
+                        announce=_announced(plan, payload, moved=moved),
                     )
                     for ref in _answer(records, outcome.get("records", [])):
                         refs.append({"queue": ref.queue, "msg_id": ref.msg_id})
@@ -215,9 +227,16 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide):
                         reservation.release()
                 if applied:
                     self._known.put(task_uuid, version + 1, after)
-                    moved = after.task.state != view.task.state
                     claims = outcome["claims"]
-                    self._settle(plan, after, payload, claims, reservation, moved=moved)
+                    self._settle(
+                        plan,
+                        after,
+                        payload,
+                        claims,
+                        reservation,
+                        moved=moved,
+                        announced=_said(outcome),
+                    )
                     return plan, after
                 self._known.forget(task_uuid)
         finally:
@@ -299,17 +318,15 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide):
         reservation: Reservation | None,
         *,
         moved: bool,
+        announced: bool,
     ) -> None:
         """After a plan committed: wake whoever waits on it, and run what it claimed here.
 
-        Task waiters wake when the task ``moved`` to another state; transitions that come
-        back to the state they left (a step's result processed while others run) do not
-        wake them, nor other processes: a wake-up costs each waiter a read.
+        Other processes hear of it from the plan's own transaction when it ``announced``
+        it (`PlanWriter.write`), else from the publisher.
         """
-        for queue in {m["queue"] for m in payload["messages"]}:  # the ones left in the queues
-            self.db.fire(queue_key(queue))
-        if plan.task_changes and moved:
-            self.db.fire(task_key(plan.task_uuid))
+        for key in _announced(plan, payload, moved=moved):
+            self.db.fire(key, announced=announced)
         if reservation is None:
             return
         sent = payload["local"]["messages"]
@@ -334,6 +351,22 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide):
             handed.append(QueuedClaim(message=message, outcome=ClaimOutcome(claimed=claimed)))
         reservation.release(len(handed))
         reservation.worker.deliver(handed)
+
+
+def _said(outcome: dict[str, Any]) -> bool:
+    """Whether the plan's own transaction announced it (`PlanWriter.write`)."""
+    return bool(outcome.get("announced"))
+
+
+def _announced(plan: Plan, payload: dict[str, Any], *, moved: bool) -> list[str]:
+    """What a plan's commit wakes: the queues of the messages it leaves in them (not those
+    claimed here, hidden for their lease), and its task's waiters when the task ``moved``
+    to another state. Transitions that come back to the state they left (a step's result
+    processed while others run) wake nobody: a wake-up costs each waiter a read."""
+    keys = [queue_key(queue) for queue in dict.fromkeys(m["queue"] for m in payload["messages"])]
+    if plan.task_changes and moved:
+        keys.append(task_key(plan.task_uuid))
+    return keys
 
 
 def _answer(records: list[PendingRecord], answers: list[dict[str, Any]]) -> list[MessageRef]:
