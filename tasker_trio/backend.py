@@ -34,6 +34,7 @@ import trio
 from tasker_trio.db import Database, DatabaseUnavailable, migrate, open_database, status
 from tasker_trio.db.bridge import Guard
 from tasker_trio.db.migrations import load_migrations
+from tasker_trio.db.opening import redact
 from tasker_trio.db.signals import Signals
 from tasker_trio.errors import ConfigurationError
 from tasker_trio.messaging.memory import MemoryQueues
@@ -252,13 +253,3 @@ def explain_unavailable(exc: DatabaseUnavailable) -> DatabaseUnavailable:
     if hint is None:
         hint = "the server cannot be reached (is it running, and are host and port right?)"
     return DatabaseUnavailable(f"cannot open the database: {hint}. {exc}", sqlstate=exc.sqlstate)
-
-
-def redact(url: str) -> str:
-    """``url`` without its password, for messages."""
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    credentials, host = rest.rsplit("@", 1)
-    user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}@{host}"

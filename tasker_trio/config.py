@@ -26,7 +26,8 @@ from urllib.parse import urlsplit
 
 import attrs
 
-from tasker_trio.backend import WAKEUP_MODES, redact
+from tasker_trio.backend import WAKEUP_MODES
+from tasker_trio.db.opening import redact
 from tasker_trio.errors import ConfigurationError
 
 T = TypeVar("T")

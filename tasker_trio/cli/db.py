@@ -13,10 +13,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from tasker_trio.backend import explain_unavailable, redact
+from tasker_trio.backend import explain_unavailable
 from tasker_trio.cli.common import add_database_argument, run_trio, settings_from
 from tasker_trio.db import Database, DatabaseUnavailable, migrate, open_database, status
 from tasker_trio.db.migrations import load_migrations
+from tasker_trio.db.opening import redact
 
 
 def register(groups: Any) -> None:

@@ -15,7 +15,6 @@ import argparse
 import signal
 from typing import Any
 
-from tasker_trio.backend import redact
 from tasker_trio.cli.common import (
     add_database_argument,
     add_engine_arguments,
@@ -26,6 +25,7 @@ from tasker_trio.cli.common import (
     wait_for_shutdown_signal,
 )
 from tasker_trio.config import Settings
+from tasker_trio.db.opening import redact
 from tasker_trio.engine import open_engine
 
 

@@ -21,10 +21,10 @@ from typing import Any
 import attrs
 import trio
 
-from tasker_trio.backend import redact
 from tasker_trio.cli.common import add_database_argument, open_client, run_trio, say, settings_from
 from tasker_trio.cli.run import describe_failure, parse_context
 from tasker_trio.db import Database
+from tasker_trio.db.opening import redact
 from tasker_trio.engine_api import SETTLED_STATES
 from tasker_trio.errors import ConfigurationError, UnknownTemplate, WaitTimeout
 from tasker_trio.models import ORCHESTRATION_TASK_REQUESTS, TaskRequest

@@ -12,8 +12,8 @@ import sys
 from datetime import datetime
 from typing import Any
 
-from tasker_trio.backend import redact
 from tasker_trio.cli.common import add_database_argument, open_client, run_trio, settings_from
+from tasker_trio.db.opening import redact
 from tasker_trio.errors import TemplateError, TemplateValidationError
 from tasker_trio.store.postgres.templates import (
     register_templates,

@@ -18,7 +18,6 @@ import signal
 import sys
 from typing import Any
 
-from tasker_trio.backend import redact
 from tasker_trio.cli.common import (
     add_database_argument,
     add_engine_arguments,
@@ -31,6 +30,7 @@ from tasker_trio.cli.common import (
 )
 from tasker_trio.cli.run import import_handlers
 from tasker_trio.config import Settings
+from tasker_trio.db.opening import redact
 from tasker_trio.engine import open_engine
 from tasker_trio.templates import TaskTemplate, load_templates
 

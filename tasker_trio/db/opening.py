@@ -159,9 +159,9 @@ async def _pool(
                 },
             )
         except TRANSLATED as exc:
-            raise translate(exc, where=f"connecting to {_redact(dsn)}") from exc
+            raise translate(exc, where=f"connecting to {redact(dsn)}") from exc
         except ValueError as exc:  # asyncpg's DSN parser
-            raise DatabaseError(f"bad database URL {_redact(dsn)}: {exc}") from exc
+            raise DatabaseError(f"bad database URL {redact(dsn)}: {exc}") from exc
         try:
             await _init_connection(conn)
         except BaseException:
@@ -199,8 +199,8 @@ def _sole_error(group: BaseExceptionGroup[BaseException]) -> Exception | None:
     return None
 
 
-def _redact(dsn: str) -> str:
-    """The URL without its password, for messages."""
+def redact(dsn: str) -> str:
+    """``dsn`` without its password, for messages."""
     if "@" not in dsn or "://" not in dsn:
         return dsn
     scheme, rest = dsn.split("://", 1)
