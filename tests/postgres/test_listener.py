@@ -71,9 +71,16 @@ async def test_a_task_transition_in_another_process_wakes_wait_for_change(
         nursery.start_soon(waiter)
         await trio.sleep(0.2)
         assert not woke_after
+        seen = count_crossings(b.db)
+        published = b.db.publisher.sent
         await b.store.apply(graph.task.task_uuid, START)
+        await trio.sleep(0.2)  # a publisher batch would have gone by now
 
     assert woke_after[0] < PROMPT
+    # A plan alone (one step at a time) is announced by its own transaction (migration
+    # 0016): B read the task it had never seen, applied the plan, and sent nothing after.
+    assert seen == ["reading a task", "applying a plan"]
+    assert b.db.publisher.sent == published
 
 
 async def test_poll_mode_opens_no_listener_and_waits_return_at_the_poll_interval(
@@ -169,34 +176,6 @@ async def test_a_send_notifies_after_its_commit_not_inside_it(database: Database
             where="inline, as a tool",
         )
         await _until(lambda: b.db.listener.statistics().notifications > heard)
-
-
-async def test_a_plan_alone_announces_itself_in_its_own_transaction(database: Database) -> None:
-    # One plan at a time (a task's steps run one after another): the plan's transaction
-    # notifies (migration 0016), so the other process hears it without a publisher round
-    # trip after the commit.
-    store_a = PostgresStore(database)
-    graph = make_graph(["a"])
-    await store_a.create_task(graph.task, graph.steps, graph.edges, planner=planner(_nothing))
-    woke_after: list[float] = []
-
-    async def waiter() -> None:
-        start = trio.current_time()
-        await store_a.wait_for_change(graph.task.task_uuid, timeout=LONG)
-        woke_after.append(trio.current_time() - start)
-
-    async with open_process(database.dsn) as b, trio.open_nursery() as nursery:
-        nursery.start_soon(waiter)
-        await trio.sleep(0.2)
-        seen = count_crossings(b.db)
-        published = b.db.publisher.sent
-        await b.store.apply(graph.task.task_uuid, START)
-        await trio.sleep(0.2)  # a publisher batch would have gone by now
-
-    assert woke_after[0] < PROMPT
-    # B read the task (it had never seen it) and applied its plan; nothing after.
-    assert seen == ["reading a task", "applying a plan"]
-    assert b.db.publisher.sent == published
 
 
 async def test_plans_in_a_batch_leave_their_announcements_to_the_publisher(

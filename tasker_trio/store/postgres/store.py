@@ -136,13 +136,11 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide):
         payload["edges"] = [e.to_json() for e in after.edges]
         payload["consumed"] = [{"queue": ref.queue, "msg_id": ref.msg_id} for ref in consumed]
         reservation = self._handoffs.split(payload, now)
+        wakes = _wakes(plan, payload, moved=True)
         written = False
         try:
             outcome = await self._writer.write(
-                "create",
-                payload,
-                where="creating a task",
-                announce=_announced(plan, payload, moved=True),
+                "create", payload, where="creating a task", announce=wakes
             )
             if outcome["task"] is None:
                 raise DatabaseError(f"task {task.task_uuid} exists with another identity")
@@ -157,12 +155,12 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide):
         created = written or existing.task_uuid == task.task_uuid
         if not written:
             if created:
-                self._settle(plan, after, payload, [], None, moved=True, announced=_said(outcome))
+                self._settle(plan, after, payload, [], None, wakes=wakes, announced=_said(outcome))
             return existing, created
         self._known.put(task.task_uuid, 0, after)
         claims = outcome["claims"]
         self._settle(
-            plan, after, payload, claims, reservation, moved=True, announced=_said(outcome)
+            plan, after, payload, claims, reservation, wakes=wakes, announced=_said(outcome)
         )
         return existing, created
 
@@ -210,11 +208,12 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide):
                 applied = False
                 try:
                     moved = after.task.state != view.task.state
+                    wakes = _wakes(plan, payload, moved=moved)
                     outcome = await self._writer.write(
                         "record" if records else "claim",
                         payload,
                         where="applying a plan",
-                        announce=_announced(plan, payload, moved=moved),
+                        announce=wakes,
                     )
                     for ref in _answer(records, outcome.get("records", [])):
                         refs.append({"queue": ref.queue, "msg_id": ref.msg_id})
@@ -234,7 +233,7 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide):
                         payload,
                         claims,
                         reservation,
-                        moved=moved,
+                        wakes=wakes,
                         announced=_said(outcome),
                     )
                     return plan, after
@@ -317,15 +316,16 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide):
         claims: list[dict[str, Any]],
         reservation: Reservation | None,
         *,
-        moved: bool,
+        wakes: list[str],
         announced: bool,
     ) -> None:
-        """After a plan committed: wake whoever waits on it, and run what it claimed here.
+        """After a plan committed: fire its ``wakes`` (`_wakes`), and run what it claimed
+        here.
 
         Other processes hear of it from the plan's own transaction when it ``announced``
         it (`PlanWriter.write`), else from the publisher.
         """
-        for key in _announced(plan, payload, moved=moved):
+        for key in wakes:
             self.db.fire(key, announced=announced)
         if reservation is None:
             return
@@ -358,7 +358,7 @@ def _said(outcome: dict[str, Any]) -> bool:
     return bool(outcome.get("announced"))
 
 
-def _announced(plan: Plan, payload: dict[str, Any], *, moved: bool) -> list[str]:
+def _wakes(plan: Plan, payload: dict[str, Any], *, moved: bool) -> list[str]:
     """What a plan's commit wakes: the queues of the messages it leaves in them (not those
     claimed here, hidden for their lease), and its task's waiters when the task ``moved``
     to another state. Transitions that come back to the state they left (a step's result
