@@ -180,17 +180,19 @@ class MemoryWorkerSide:
     async def record_result(
         self, result: StepExecutionResult, *, message: MessageRef | None, result_queue: str
     ) -> RecordOutcome:
-        """Accept the current attempt's result, or keep a stale one in the audit only."""
+        """Accept the current attempt's result, or keep a stale one in the audit only (once)."""
         step = self._steps.get(result.step_uuid)
         if step is None:
             return RecordOutcome(accepted=False, reason="unknown_step")
-        self._results[step.step_uuid].append(result)
         now = self.now()
         if step.state != StepState.IN_PROGRESS or step.attempts != result.attempt:
+            if result not in self._results[step.step_uuid]:  # a replay is kept once
+                self._results[step.step_uuid].append(result)
             if message is not None and step.state != StepState.IN_PROGRESS:
                 # Nobody else works on this message: the step moved on (cancelled, resolved...).
                 self.queues.delete_nowait(message.queue, message.msg_id)
             return RecordOutcome(accepted=False, reason="superseded")
+        self._results[step.step_uuid].append(result)
         self._accept(step, result, message, now, result_queue=result_queue)
         return RecordOutcome(accepted=True)
 

@@ -695,6 +695,24 @@ async def test_duplicate_result_is_not_accepted_twice(backend: Backend) -> None:
     assert len(await store.results_of(graph.uuid("a"))) == 2
 
 
+async def test_a_result_recorded_again_unchanged_is_kept_once(backend: Backend) -> None:
+    """A record run again after its commit's answer was lost changes nothing."""
+    store, broker = backend.store, backend.broker
+    graph = make_graph(["a"])
+    await started(backend, graph)
+    [message] = (await read_step_messages(broker)).values()
+    await claim(store, message)
+    result = success(graph, "a", 1, v=1)
+    assert (await record(store, result, message)).accepted is True
+
+    again = await record(store, result, message)
+
+    assert (again.accepted, again.reason) == (False, "superseded")
+    assert (await store.get_step(graph.uuid("a"))).results == {"v": 1}
+    assert (await broker.queue_statistics(RESULT_QUEUE)).sent_total == 1
+    assert await store.results_of(graph.uuid("a")) == [result]
+
+
 # ---------------------------------------------------------------------------------- queries
 
 
