@@ -31,9 +31,9 @@ lint: install
     {{venv}}/bin/ruff format --check tasker_trio
     {{venv}}/bin/mypy
 
-# Benchmarks (each prints JSON).
+# Benchmarks (each prints JSON; `bench/_*.py` are their modules).
 bench: install
-    for b in bench/*.py; do {{py}} "$b"; done
+    for b in bench/[!_]*.py; do {{py}} "$b"; done
 
 # What CI runs, on this checkout.
 ci:
