@@ -12,6 +12,11 @@ Messages go to PGMQ queues in the same transaction as the state they follow. Pla
 tasks written while others are on their way share their round trip and transaction
 (`tasker_trio.store.postgres._batches`); each is still checked and answered on its own.
 
+This module creates tasks and applies plans; `PostgresStore` mixes in the rest, one job to a
+private sibling: the reads (`_queries`), the worker side's claims and leases (`_worker`) and
+its result records (`_records`), and what a plan's write carries and what its commit
+settles — payload, wake-ups, answers, local claims (`_commit`).
+
 Times come from ``clock`` (wall-clock seconds by default) and reach SQL as parameters: no
 statement decides a lease, a visibility or a backoff with the server's ``now()``, so tests
 can drive the store with a mock clock.
@@ -32,15 +37,13 @@ import socket
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import attrs
 
 from tasker_trio.db.bridge import Database
 from tasker_trio.db.errors import DatabaseConflict, DatabaseError
-from tasker_trio.db.signals import Signals, queue_key, task_key
+from tasker_trio.db.signals import Signals
 from tasker_trio.errors import TaskNotFound
-from tasker_trio.messaging.pgmq import queue_message
 from tasker_trio.models import (
     StepEdge,
     Task,
@@ -49,21 +52,23 @@ from tasker_trio.models import (
 from tasker_trio.store.plan import Plan, TaskView
 from tasker_trio.store.postgres import _sql as sql
 from tasker_trio.store.postgres._batches import PlanWriter
-from tasker_trio.store.postgres._fused import PendingRecord, PendingRecords
-from tasker_trio.store.postgres._handoff import Handoffs, Reservation
+from tasker_trio.store.postgres._commit import (
+    PlanCommits,
+    answer_records,
+    wake_keys,
+    was_announced,
+)
+from tasker_trio.store.postgres._fused import PendingRecords
+from tasker_trio.store.postgres._handoff import Handoffs
 from tasker_trio.store.postgres._plans import plan_effects, view_after, view_from_row
 from tasker_trio.store.postgres._queries import PostgresQueries
 from tasker_trio.store.postgres._reads import KnownViews, StepPatches, ViewCache
 from tasker_trio.store.postgres._worker import PostgresWorkerSide
 from tasker_trio.store.protocol import (
-    ClaimedStep,
-    ClaimOutcome,
     LocalResults,
     LocalWorker,
     MessageRef,
     Planner,
-    QueuedClaim,
-    RecordOutcome,
 )
 
 APPLY_ATTEMPTS = 50
@@ -75,7 +80,7 @@ def default_processor_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class PostgresStore(PostgresQueries, PostgresWorkerSide):
+class PostgresStore(PostgresQueries, PostgresWorkerSide, PlanCommits):
     """Implements `Store` on PostgreSQL; pairs with a `PgmqBroker` over the same database."""
 
     def __init__(
@@ -136,7 +141,7 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide):
         payload["edges"] = [e.to_json() for e in after.edges]
         payload["consumed"] = [{"queue": ref.queue, "msg_id": ref.msg_id} for ref in consumed]
         reservation = self._handoffs.split(payload, now)
-        wakes = _wakes(plan, payload, moved=True)
+        wakes = wake_keys(plan, payload, moved=True)
         written = False
         try:
             outcome = await self._writer.write(
@@ -155,12 +160,14 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide):
         created = written or existing.task_uuid == task.task_uuid
         if not written:
             if created:
-                self._settle(plan, after, payload, [], None, wakes=wakes, announced=_said(outcome))
+                self._settle(
+                    plan, after, payload, [], None, wakes=wakes, announced=was_announced(outcome)
+                )
             return existing, created
         self._known.put(task.task_uuid, 0, after)
         claims = outcome["claims"]
         self._settle(
-            plan, after, payload, claims, reservation, wakes=wakes, announced=_said(outcome)
+            plan, after, payload, claims, reservation, wakes=wakes, announced=was_announced(outcome)
         )
         return existing, created
 
@@ -208,14 +215,14 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide):
                 applied = False
                 try:
                     moved = after.task.state != view.task.state
-                    wakes = _wakes(plan, payload, moved=moved)
+                    wakes = wake_keys(plan, payload, moved=moved)
                     outcome = await self._writer.write(
                         "record" if records else "claim",
                         payload,
                         where="applying a plan",
                         announce=wakes,
                     )
-                    for ref in _answer(records, outcome.get("records", [])):
+                    for ref in answer_records(records, outcome.get("records", [])):
                         refs.append({"queue": ref.queue, "msg_id": ref.msg_id})
                         consumed_ids.append((ref.queue, ref.msg_id))
                     if outcome["applied"] is None:
@@ -234,7 +241,7 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide):
                         claims,
                         reservation,
                         wakes=wakes,
-                        announced=_said(outcome),
+                        announced=was_announced(outcome),
                     )
                     return plan, after
                 self._known.forget(task_uuid)
@@ -243,29 +250,6 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide):
                 if not record.done.is_set():
                     record.answer(None)  # its worker records it the usual way
         raise DatabaseConflict(f"task {task_uuid} kept changing; gave up after {APPLY_ATTEMPTS}")
-
-    def _plan_payload(
-        self, plan: Plan, view: TaskView, version: int, now: float, refs: list[dict[str, Any]]
-    ) -> tuple[TaskView, dict[str, Any]]:
-        """The view after ``plan``, and ``tasker.apply_plan``'s payload for it."""
-        after, changed = view_after(view, plan, now)
-        payload = plan_effects(plan, after, now, self.processor_id)
-        payload["version"] = version
-        if plan.task_changes:
-            payload["task"] = after.task.to_json()
-        payload["steps"] = [after.step(uuid).to_json() for uuid in changed]
-        # Workers move steps without touching the task's version: the steps this plan
-        # rewrites must still be as it saw them.
-        payload["expect"] = [
-            {
-                "step_uuid": uuid,
-                "state": str(view.step(uuid).state),
-                "attempts": view.step(uuid).attempts,
-            }
-            for uuid in changed
-        ]
-        payload["consumed"] = refs
-        return after, payload
 
     async def _view_for(
         self,
@@ -307,77 +291,3 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide):
             steps = tuple(predicted.get(s.step_uuid, s) for s in view.steps)
             view = attrs.evolve(view, steps=steps)
         return version, view
-
-    def _settle(
-        self,
-        plan: Plan,
-        after: TaskView,
-        payload: dict[str, Any],
-        claims: list[dict[str, Any]],
-        reservation: Reservation | None,
-        *,
-        wakes: list[str],
-        announced: bool,
-    ) -> None:
-        """After a plan committed: fire its ``wakes`` (`_wakes`), and run what it claimed
-        here.
-
-        Other processes hear of it from the plan's own transaction when it ``announced``
-        it (`PlanWriter.write`), else from the publisher.
-        """
-        for key in wakes:
-            self.db.fire(key, announced=announced)
-        if reservation is None:
-            return
-        sent = payload["local"]["messages"]
-        now, lease = payload["now"], payload["local"]["lease"]
-        handed: list[QueuedClaim] = []
-        for row, local in zip(claims, sent, strict=True):
-            message = queue_message(local["queue"], row)
-            if row["attempts"] is None:  # not claimable after all: its message turns visible
-                handed.append(
-                    QueuedClaim(message=message, outcome=ClaimOutcome(reason="not_enqueued"))
-                )
-                continue
-            step = attrs.evolve(
-                after.step(str(local["payload"]["step_uuid"])),
-                state=sql.CLAIMED,
-                attempts=int(row["attempts"]),
-                lease_expires_at=now + lease,
-                updated_at=now,
-            )
-            claimed = ClaimedStep.from_view(after, step)
-            self._remember_claim(step)
-            handed.append(QueuedClaim(message=message, outcome=ClaimOutcome(claimed=claimed)))
-        reservation.release(len(handed))
-        reservation.worker.deliver(handed)
-
-
-def _said(outcome: dict[str, Any]) -> bool:
-    """Whether the plan's own transaction announced it (`PlanWriter.write`)."""
-    return bool(outcome.get("announced"))
-
-
-def _wakes(plan: Plan, payload: dict[str, Any], *, moved: bool) -> list[str]:
-    """What a plan's commit wakes: the queues of the messages it leaves in them (not those
-    claimed here, hidden for their lease), and its task's waiters when the task ``moved``
-    to another state. Transitions that come back to the state they left (a step's result
-    processed while others run) wake nobody: a wake-up costs each waiter a read."""
-    keys = [queue_key(queue) for queue in dict.fromkeys(m["queue"] for m in payload["messages"])]
-    if plan.task_changes and moved:
-        keys.append(task_key(plan.task_uuid))
-    return keys
-
-
-def _answer(records: list[PendingRecord], answers: list[dict[str, Any]]) -> list[MessageRef]:
-    """Give each pending record its answer; the notices of those written when the plan was
-    refused (held in the queue, for the next plan to consume)."""
-    written: list[MessageRef] = []
-    for record, answer in zip(records, answers, strict=True):
-        accepted = bool(answer["accepted"])
-        if accepted and answer.get("msg_id") is not None:  # a notice the plan did not take
-            written.append(MessageRef(queue=record.notice.queue, msg_id=int(answer["msg_id"])))
-        record.answer(
-            RecordOutcome(accepted=accepted, reason=answer.get("reason"), handed_over=True)
-        )
-    return written
