@@ -31,7 +31,8 @@ harness settles by waiting until every task is blocked, which a thread cannot re
 handler is called inline on the Trio thread (it must not block). To run the same rules and
 invariants on PostgreSQL, set ``database`` to the URL of a *scratch* database: the machine
 migrates it and empties it before every example (`tasker_trio.testing.database`), and its
-store runs on the mock clock. See docs/testing.md.
+store runs on the mock clock. Opening, snapshotting and draining the engine is the machine's
+base, `tasker_trio.testing._engine_side.EngineSide`. See docs/testing.md.
 """
 
 from __future__ import annotations
@@ -41,13 +42,10 @@ import json
 import random
 import uuid
 import weakref
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 from unittest import mock
 
 import attrs
-import trio
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
@@ -58,19 +56,17 @@ from hypothesis.stateful import (
     rule,
 )
 
-from tasker_trio.engine import open_engine
-from tasker_trio.engine_api import SETTLED_STATES, Engine
+from tasker_trio.engine_api import Engine
 from tasker_trio.errors import InvalidTransition
 from tasker_trio.models import Task
-from tasker_trio.state_machine import StepState, TaskState
+from tasker_trio.state_machine import TaskState
 from tasker_trio.templates import TaskTemplate
 from tasker_trio.testing import invariants as inv
-from tasker_trio.testing.database import open_scratch_database
+from tasker_trio.testing._engine_side import EngineSide
 from tasker_trio.testing.model import check_model
 from tasker_trio.testing.probes import HandlerProbes
 from tasker_trio.testing.strategies import Workload, random_workloads
 from tasker_trio.testing.trio_thread import TrioThread
-from tasker_trio.worker.handlers import HandlerFn
 
 __all__ = ["EngineStateMachine"]
 
@@ -85,7 +81,7 @@ class _Submitted:
     identity: str
 
 
-class EngineStateMachine(RuleBasedStateMachine):
+class EngineStateMachine(EngineSide, RuleBasedStateMachine):
     """Random submits, cancels, resets and time against one engine per example.
 
     Class attributes tune it: ``database`` is None for the embedded in-memory backend, or
@@ -296,97 +292,6 @@ class EngineStateMachine(RuleBasedStateMachine):
                 self.runner.close()
             finally:
                 self._uuid_patch.stop()
-
-    # ------------------------------------------------------------------ the engine side
-
-    async def _serve(
-        self, handlers: Mapping[str, HandlerFn], *, task_status: trio.TaskStatus[Engine]
-    ) -> None:
-        async with self._open_engine(handlers) as engine:
-            task_status.started(engine)
-            await trio.sleep_forever()
-
-    @asynccontextmanager
-    async def _open_engine(self, handlers: Mapping[str, HandlerFn]) -> AsyncIterator[Engine]:
-        """The engine of this example, on the memory backend or on the scratch database.
-
-        On PostgreSQL the store and broker run on the Trio clock (the runner's mock clock),
-        and every round trip is inside `TrioThread.io_guard`, so settling waits for the
-        database and a query takes no mock time, as a memory operation takes none.
-        """
-        options: dict[str, Any] = {
-            "handlers": handlers,
-            "rng": random.Random(0),
-            "visibility_timeout": self.visibility_timeout,
-            "poll_interval": self.poll_interval,
-            "worker_concurrency": self.worker_concurrency,
-        }
-        if self.database is None:
-            async with open_engine(self.workload.templates, **options) as engine:
-                yield engine
-            return
-        async with (
-            open_scratch_database(
-                self.database, guard=self.runner.io_guard, poll_interval=self.poll_interval
-            ) as db,
-            open_engine(
-                self.workload.templates, database=db, clock=trio.current_time, **options
-            ) as engine,
-        ):
-            yield engine
-
-    # ------------------------------------------------------------------ helpers
-
-    def _engine(self) -> Engine:
-        assert self.engine is not None, "the engine is not open"
-        return self.engine
-
-    def _parents(self, task: Task) -> dict[str, tuple[str, ...]]:
-        template = self.templates[(task.namespace, task.name, task.version)]
-        return {s.name: tuple(s.dependencies) for s in template.steps}
-
-    def _refresh(self) -> None:
-        engine = self._engine()
-        self._broken = True  # until the snapshot is taken: a failed call skips teardown checks
-        self.snapshot = self.runner.call(
-            inv.take_snapshot, engine, list(self.submitted), self._parents, self.runner.now()
-        )
-        self._broken = False
-
-    def _check(self, check: Any) -> None:
-        if self.snapshot is None:
-            return
-        self._broken = True
-        problems = check(self.snapshot)
-        assert not problems, "\n".join(problems)
-        self._broken = False
-
-    def _failed_steps(self) -> list[tuple[str, str]]:
-        if self.snapshot is None:
-            return []
-        return [
-            (uuid, step.name)
-            for uuid, record in self.snapshot.tasks.items()  # submission order: reproducible
-            for step in record.steps
-            if step.state == StepState.ERROR
-        ]
-
-    def _drain(self) -> None:
-        """Jump ``drain_step`` at a time until every task settled (or ``horizon`` passed),
-        then one visibility timeout more, so that redelivered messages would show."""
-        elapsed = 0.0
-        while elapsed < self.horizon:
-            self._refresh()
-            assert self.snapshot is not None
-            if all(r.task.state in SETTLED_STATES for r in self.snapshot.tasks.values()):
-                break
-            self.runner.jump(self.drain_step)
-            elapsed += self.drain_step
-        quiet = 0.0
-        while quiet <= self.visibility_timeout:
-            self.runner.jump(self.drain_step)
-            quiet += self.drain_step
-        self._refresh()
 
     def _check_model(self, snapshot: inv.EngineSnapshot) -> list[str]:
         """(8) Undisturbed scripted tasks end as the plain model of their scripts says."""

@@ -22,7 +22,8 @@ Only async code that blocks on Trio primitives can be settled: a task waiting fo
 (``trio.to_thread``) looks blocked to ``wait_all_tasks_blocked`` while the thread still works.
 Real I/O (a database round trip) looks blocked too; code that does it enters
 `TrioThread.io_guard` around each round trip — pass it as the engine's database guard — and
-settling then also waits until no guarded round trip is in flight.
+settling then also waits until no guarded round trip is in flight. What runs on the Trio
+thread (the run, settling, `io_guard`) is the base `tasker_trio.testing._trio_side.TrioSide`.
 """
 
 from __future__ import annotations
@@ -30,14 +31,15 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import functools
-import math
 import threading
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 from typing import Any, TypeVar
 
 import trio
 import trio.testing
+
+from tasker_trio.testing._trio_side import TrioSide
 
 T = TypeVar("T")
 
@@ -54,7 +56,7 @@ class _CallBox:
     scope: trio.CancelScope | None = None
 
 
-class TrioThread:
+class TrioThread(TrioSide):
     """One ``trio.run`` with a ``MockClock(rate=0)`` on a worker thread, driven synchronously.
 
     Args:
@@ -105,72 +107,6 @@ class TrioThread:
         if not self._started.wait(deadline):
             raise TrioCallTimeout(f"the Trio thread did not start within {deadline}s")
         self._raise_if_dead()
-
-    # ------------------------------------------------------------------ the Trio side
-
-    def _main(self) -> None:
-        try:
-            trio.run(self._root, clock=self.clock)
-        except BaseException as error:  # re-raised in the test's thread
-            self._error = _unwrap(error)
-        finally:
-            self._started.set()
-            self._finished.set_result(None)
-
-    async def _root(self) -> None:
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            self._token = trio.lowlevel.current_trio_token()
-            self._started.set()
-            await trio.sleep_forever()
-
-    def _shutdown(self) -> None:
-        self._autojump = self.autojump_on_close
-        self._apply_autojump()
-        if self._nursery is not None:
-            self._nursery.cancel_scope.cancel()
-
-    def _apply_autojump(self) -> None:
-        wanted = self._autojump and not self._in_flight
-        self.clock.autojump_threshold = 0.0 if wanted else math.inf
-
-    async def _settle(self) -> None:
-        """Wait until every Trio task is blocked, no guarded round trip is in flight, and no
-        deadline is due within the clock's ``resolution``."""
-        while True:
-            await trio.testing.wait_all_tasks_blocked(self.cushion)
-            idle = self._io_idle
-            if idle is not None:
-                await idle.wait()  # a reply is still on its way: it will wake a task
-                continue
-            due = trio.lowlevel.current_statistics().seconds_to_next_deadline
-            if due > self.resolution:
-                return
-            self.clock.jump(max(due, 0.0))
-
-    @contextlib.contextmanager
-    def io_guard(self) -> Iterator[None]:
-        """Mark real I/O (one database round trip) as in flight for the block.
-
-        Real I/O looks blocked to Trio, so without this a call would settle while a query is
-        still on the wire, and a closing run's clock would autojump past grace periods in
-        the middle of it. Inside the block, settling waits for its end and the clock never
-        autojumps; as the mock clock stands still, the round trip takes no Trio time.
-        Pass it as ``open_engine(database_guard=runner.io_guard)`` (or ``guard=`` of
-        `tasker_trio.db.open_database`). Enter it only in the Trio thread; it nests.
-        """
-        if self._in_flight == 0:
-            self._io_idle = trio.Event()
-        self._in_flight += 1
-        self._apply_autojump()
-        try:
-            yield
-        finally:
-            self._in_flight -= 1
-            if self._in_flight == 0 and self._io_idle is not None:
-                self._io_idle.set()
-                self._io_idle = None
-            self._apply_autojump()
 
     # ------------------------------------------------------------------ the test's side
 
@@ -344,13 +280,6 @@ class TrioThread:
             return
         with contextlib.suppress(trio.RunFinishedError):
             self._token.run_sync_soon(scope.cancel)
-
-
-def _unwrap(error: BaseException) -> BaseException:
-    """The only leaf of nested one-member exception groups (else the error itself)."""
-    while isinstance(error, BaseExceptionGroup) and len(error.exceptions) == 1:
-        error = error.exceptions[0]
-    return error
 
 
 def _name(fn: Callable[..., Any]) -> str:
