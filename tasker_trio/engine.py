@@ -6,7 +6,8 @@ pollers. Shutdown runs in reverse: pollers stop taking messages, running handler
 cancelled (their messages stay in the queue and are reclaimed after their visibility
 timeout), then event systems, then the actors, and the database closes last. A process may
 run orchestration only (``workers=False``) or workers only (``orchestration=False``); they
-then coordinate through the database.
+then coordinate through the database. The event systems, pollers and in-process handoffs are
+started by `tasker_trio._engine_startup`.
 
 Templates: in memory, the engine knows the templates it was given. On PostgreSQL it first
 registers them in the database (`tasker_trio.store.postgres.templates`; a registered version
@@ -22,11 +23,14 @@ import random
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import AsyncExitStack, asynccontextmanager
-from functools import partial
 from pathlib import Path
 
-import trio
-
+from tasker_trio._engine_startup import (
+    cancelled_on_exit,
+    hand_off,
+    start_event_systems,
+    start_pollers,
+)
 from tasker_trio.actors import ActorRegistry, open_registry
 from tasker_trio.backend import (
     no_namespaces,
@@ -39,21 +43,16 @@ from tasker_trio.db import Database
 from tasker_trio.db.bridge import Guard
 from tasker_trio.engine_api import Engine
 from tasker_trio.errors import ConfigurationError
-from tasker_trio.models import ORCHESTRATION_STEP_RESULTS, worker_queue
 from tasker_trio.orchestration.actors import ORCHESTRATION_ACTORS
 from tasker_trio.orchestration.command_processor import CommandProcessor
 from tasker_trio.orchestration.context import OrchestrationContext
-from tasker_trio.orchestration.event_systems.dispatchers import orchestration_routes
 from tasker_trio.orchestration.event_systems.queue_consumer import ConsumerSettings, QueueConsumer
-from tasker_trio.orchestration.event_systems.retry_timer import run_retry_timer
-from tasker_trio.orchestration.event_systems.staleness_sweeper import run_staleness_sweeper
 from tasker_trio.orchestration.services.staleness import LifecycleDefaults, StalenessService
 from tasker_trio.store.protocol import SupportsHandoff
 from tasker_trio.templates import TaskTemplate, TemplateRegistry, load_templates
-from tasker_trio.worker.actor import WorkerContext, WorkerHandoff, poll_queue, worker_actor_class
+from tasker_trio.worker.actor import WorkerContext, worker_actor_class
 from tasker_trio.worker.executor import ExecutionSettings
 from tasker_trio.worker.handlers import HandlerFn, HandlerResolver
-from tasker_trio.worker.leases import keep_leases
 
 TemplateSource = TaskTemplate | str | os.PathLike[str]
 
@@ -206,11 +205,11 @@ async def open_engine(
         if orchestration:
             actors = await stack.enter_async_context(open_registry(context, ORCHESTRATION_ACTORS))
             commands = CommandProcessor(actors)
-            events = await stack.enter_async_context(_cancelled_on_exit())
+            events = await stack.enter_async_context(cancelled_on_exit())
             staleness = StalenessService(
                 backend.store, registry, lifecycle_defaults or LifecycleDefaults()
             )
-            results = await _start_event_systems(
+            results = await start_event_systems(
                 events,
                 context,
                 commands=commands,
@@ -239,10 +238,10 @@ async def open_engine(
                     worker, [worker_actor_class(worker_concurrency, stop_grace=shutdown_grace)]
                 )
             )
-            pollers = await stack.enter_async_context(_cancelled_on_exit())
-            await _start_pollers(pollers, worker, worker_registry, served, settings)
+            pollers = await stack.enter_async_context(cancelled_on_exit())
+            await start_pollers(pollers, worker, worker_registry, served, settings)
             if handoffs and results is not None and isinstance(backend.store, SupportsHandoff):
-                _hand_off(
+                hand_off(
                     stack,
                     backend.store,
                     worker=worker,
@@ -258,109 +257,3 @@ async def open_engine(
             worker_registry=worker_registry,
             backend=backend.name,
         )
-
-
-async def _start_event_systems(
-    events: trio.Nursery,
-    context: OrchestrationContext,
-    *,
-    commands: CommandProcessor,
-    settings: ConsumerSettings,
-    staleness: StalenessService,
-    staleness_interval: float,
-) -> QueueConsumer | None:
-    """The orchestration queue consumers, the retry timer and the staleness sweeper.
-
-    Returns the step results' consumer.
-    """
-    results: QueueConsumer | None = None
-    for route in orchestration_routes(commands):
-        consumer = QueueConsumer(
-            context.broker,
-            route.queue,
-            route.dispatch,
-            settings,
-            on_poison=partial(_count, context),
-            group=route.group,
-            consumes=route.consumes,
-            read=context.store.read_for_processing if route.read_ahead else None,
-        )
-        await events.start(consumer.run)
-        if route.queue == ORCHESTRATION_STEP_RESULTS:
-            results = consumer
-    await events.start(
-        partial(run_retry_timer, context, commands, poll_interval=settings.poll_interval)
-    )
-    await events.start(partial(run_staleness_sweeper, staleness, interval=staleness_interval))
-    return results
-
-
-def _hand_off(
-    stack: AsyncExitStack,
-    store: SupportsHandoff,
-    *,
-    worker: WorkerContext,
-    worker_registry: ActorRegistry[WorkerContext],
-    namespaces: list[str],
-    results: QueueConsumer,
-) -> None:
-    """Hand steps and results between this process's orchestration and workers.
-
-    Undone first on the way out, before the workers stop: plans made then leave their
-    steps in the queues, and results go through the queue.
-    """
-    handoff = WorkerHandoff(
-        context=worker,
-        actor=worker_registry.ref("WorkerActor"),
-        queues=frozenset(worker_queue(namespace) for namespace in namespaces),
-        worker_id=worker.settings.worker_id,
-        lease_seconds=worker.settings.visibility_timeout,
-    )
-    store.hand_off(worker=handoff, results=results)
-
-    def undo() -> None:
-        handoff.close()
-        store.hand_off()
-
-    stack.callback(undo)
-
-
-async def _start_pollers(
-    pollers: trio.Nursery,
-    worker: WorkerContext,
-    worker_registry: ActorRegistry[WorkerContext],
-    namespaces: list[str],
-    settings: ConsumerSettings,
-) -> None:
-    """The lease keeper, and one poller per namespace queue."""
-    ref = worker_registry.ref("WorkerActor")
-    await pollers.start(
-        partial(
-            keep_leases, worker.store, worker.broker, worker.running, settings.visibility_timeout
-        )
-    )
-    for namespace in namespaces:
-        await pollers.start(
-            partial(
-                poll_queue,
-                worker,
-                ref,
-                worker_queue(namespace),
-                poll_interval=settings.poll_interval,
-            )
-        )
-
-
-@asynccontextmanager
-async def _cancelled_on_exit() -> AsyncIterator[trio.Nursery]:
-    """A nursery for loops that run until the engine closes (cancelled on exit)."""
-    async with trio.open_nursery() as nursery:
-        try:
-            yield nursery
-        finally:
-            nursery.cancel_scope.cancel()
-
-
-def _count(context: OrchestrationContext, queue: str, reason: str) -> None:
-    del reason
-    context.poison_count[queue] = context.poison_count.get(queue, 0) + 1

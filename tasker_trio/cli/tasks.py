@@ -7,22 +7,23 @@ pins the version, queues the request in ``orchestration_task_requests``, waits u
 ``--wait`` then waits for the task to end. A request whose task exists already (same
 identity) is not queued again. The task is found by the request's identity hash, or for an
 ``always_unique`` template by its correlation id among the tasks created after it was sent:
-read-only SQL of this client (the `Store` protocol has no such lookups).
+read-only SQL of this client (the `Store` protocol has no such lookups). ``tasks show`` prints
+a task (`tasker_trio.cli._show_task`).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-from datetime import UTC, datetime
 from typing import Any
 
 import attrs
 import trio
 
+from tasker_trio.cli._run_output import describe_failure
+from tasker_trio.cli._show_task import show_task
 from tasker_trio.cli.common import add_database_argument, open_client, run_trio, say, settings_from
-from tasker_trio.cli.run import describe_failure, parse_context
+from tasker_trio.cli.run import parse_context
 from tasker_trio.db import Database
 from tasker_trio.db.opening import redact
 from tasker_trio.engine_api import SETTLED_STATES
@@ -34,7 +35,6 @@ from tasker_trio.orchestration.services.task_initialization.workflow_builder imp
     request_identity,
 )
 from tasker_trio.state_machine import TaskState
-from tasker_trio.store.plan import TaskView
 from tasker_trio.store.postgres.templates import load_registry, registrant
 from tasker_trio.store.protocol import Store
 from tasker_trio.templates import IdentityStrategy, validate_context
@@ -137,7 +137,7 @@ def submit_command(args: argparse.Namespace) -> int:
 
 def show_command(args: argparse.Namespace) -> int:
     """Print the task; exit 1 when there is no such task."""
-    return run_trio(_show, _url(args), args.task_uuid, args.json)
+    return run_trio(show_task, _url(args), args.task_uuid, args.json)
 
 
 async def _submit(order: Order) -> int:
@@ -252,69 +252,5 @@ async def _wait_settled(store: Store, task_uuid: str, deadline: float, limit: fl
     return 1
 
 
-async def _show(url: str, task_uuid: str, as_json: bool) -> int:
-    async with open_client(url) as backend:
-        view = await backend.store.get_view(task_uuid)
-        letters = [
-            entry
-            for entry in await backend.store.dead_letters(include_resolved=True)
-            if entry.task_uuid == task_uuid
-        ]
-    if as_json:
-        data = {
-            "task": view.task.to_json(),
-            "steps": [step.to_json() for step in view.steps],
-            "dead_letters": [entry.to_json() for entry in letters],
-        }
-        print(json.dumps(data, indent=2))
-        return 0
-    for line in describe_task(view):
-        print(line)
-    for entry in letters:
-        print(f"dead-letter entry {entry.entry_id}: {entry.reason} ({entry.status})")
-    return 0
-
-
-def describe_task(view: TaskView) -> list[str]:
-    """The task and its steps as readable lines."""
-    task = view.task
-    lines = [
-        f"task {task.task_uuid}  {task.namespace}/{task.name}@{task.version}  {task.state}",
-        f"  created    {_when(task.created_at)}",
-        f"  updated    {_when(task.updated_at)}",
-    ]
-    if task.completed_at is not None:
-        lines.append(f"  completed  {_when(task.completed_at)}")
-    lines += [
-        f"  priority   {task.priority}",
-        f"  context    {_short(task.context)}",
-        f"steps ({len(view.steps)}):",
-    ]
-    width = max((len(step.name) for step in view.steps), default=0)
-    states = max((len(step.state) for step in view.steps), default=0)
-    for step in view.steps:
-        line = (
-            f"  {step.name:<{width}}  {step.state:<{states}}  "
-            f"attempts {step.attempts}/{step.retry.max_attempts}"
-        )
-        if step.results is not None:
-            line += f"  result {_short(step.results)}"
-        elif step.last_error is not None:
-            line += f"  {step.last_error.error_type}: {step.last_error.message}"
-            if step.next_retry_at is not None:
-                line += f" (retry at {_when(step.next_retry_at)})"
-        lines.append(line.rstrip())
-    return lines
-
-
 def _url(args: argparse.Namespace) -> str:
     return str(settings_from(args, database_required=True).database_url)
-
-
-def _when(seconds: float) -> str:
-    return f"{datetime.fromtimestamp(seconds, UTC):%Y-%m-%d %H:%M:%S.%f}"[:-3] + " UTC"
-
-
-def _short(value: Any, limit: int = 120) -> str:
-    text = json.dumps(value, sort_keys=True)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
