@@ -82,22 +82,12 @@ class PostgresRecords:
         if claimed is None or claimed.attempts != result.attempt or known is None:
             return None
         now = float(payload["now"])
-        if result.success:
-            step = attrs.evolve(
-                claimed,
-                state=sql.SUCCEEDED,
-                lease_expires_at=None,
-                updated_at=now,
-                results=result.result,
-            )
-        else:
-            step = attrs.evolve(
-                claimed,
-                state=sql.FAILED,
-                lease_expires_at=None,
-                updated_at=now,
-                last_error=result.error,
-            )
+        outcome: dict[str, Any] = (
+            {"state": sql.SUCCEEDED, "results": result.result}
+            if result.success
+            else {"state": sql.FAILED, "last_error": result.error}
+        )
+        step = attrs.evolve(claimed, lease_expires_at=None, updated_at=now, **outcome)
         body = notice.to_json()
         body["correlation_id"] = known[1].task.correlation_id
         pending = self._pending.add(payload, step, body, local.hold_seconds)
