@@ -22,8 +22,8 @@ EXPECTED_TABLES = {
     "tasks",
     "steps",
     "edges",
-    "task_transitions",
-    "step_transitions",
+    "task_transition_log",
+    "step_transition_log",
     "step_results",
     "dead_letters",
     "archive_reasons",
@@ -48,6 +48,8 @@ async def test_migrate_creates_the_schema_and_installs_pgmq(empty_database: Data
     assert [m.version for m in applied] == [m.version for m in load_migrations()]
     tables = await db.fetch("SELECT tablename FROM pg_tables WHERE schemaname = 'tasker'")
     assert {row["tablename"] for row in tables} >= EXPECTED_TABLES
+    views = await db.fetch("SELECT viewname FROM pg_views WHERE schemaname = 'tasker'")
+    assert {row["viewname"] for row in views} >= {"task_transitions", "step_transitions"}
     assert await db.fetchval("SELECT to_regclass('pgmq.meta') IS NOT NULL")
     assert (await status(db)).up_to_date
     await check_schema(db)
@@ -82,25 +84,40 @@ async def test_an_unmigrated_database_is_reported_as_outdated(empty_database: Da
         await check_schema(empty_database)
 
 
-async def test_one_most_recent_transition_per_entity_is_enforced(database: Database) -> None:
-    insert = """
+async def test_the_audit_marks_one_most_recent_record_per_entity(database: Database) -> None:
+    setup = """
     INSERT INTO tasker.tasks (task_uuid, identity_hash, namespace, name, state, created_at,
                               updated_at, data)
-    VALUES ('t1', 'h1', 'ns', 'n', 'pending', 0, 0, '{}');
-    INSERT INTO tasker.task_transitions
-        (task_uuid, from_state, to_state, event, at, sort_key, most_recent)
-    VALUES ('t1', 'pending', 'initializing', 'start', 0, 1, true);
+    VALUES ('t1', 'h1', 'ns', 'n', 'pending', 0, 0, '{}'),
+           ('t2', 'h2', 'ns', 'n', 'pending', 0, 0, '{}');
+    SELECT tasker.append_task_transition('t1', 'pending', 'initializing', 'a', 0, 'p', NULL);
+    SELECT tasker.append_task_transition('t2', 'pending', 'initializing', 'a', 0, 'p', NULL);
+    SELECT tasker.append_task_transition('t1', 'initializing', 'enqueuing_steps', 'b', 1, 'p',
+                                         NULL);
+    SELECT tasker.append_task_transition('t1', 'enqueuing_steps', 'steps_in_process', 'c', 2, 'p',
+                                         NULL);
     """
 
-    async def setup(conn: Connection) -> None:
-        await conn.execute(insert)
+    async def write(conn: Connection) -> None:
+        await conn.execute(setup)
 
-    await database.run(setup)
-    with pytest.raises(DatabaseError, match="most_recent") as caught:
+    await database.run(write)
+    rows = await database.fetch(
+        "SELECT task_uuid, sort_key, most_recent FROM tasker.task_transitions"
+        " ORDER BY task_uuid, sort_key"
+    )
+    assert [tuple(row.values()) for row in rows] == [
+        ("t1", 1, False),
+        ("t1", 2, False),
+        ("t1", 3, True),
+        ("t2", 1, True),
+    ]
+    # A second record with an entity's sort_key is refused: one most recent, by construction.
+    with pytest.raises(DatabaseError, match="sort_key") as caught:
         await database.fetchval(
-            "INSERT INTO tasker.task_transitions"
-            " (task_uuid, from_state, to_state, event, at, sort_key, most_recent)"
-            " VALUES ('t1', 'initializing', 'enqueuing_steps', 'x', 0, 2, true)"
+            "INSERT INTO tasker.task_transition_log"
+            " (task_uuid, from_state, to_state, event, at, sort_key)"
+            " VALUES ('t1', 'steps_in_process', 'complete', 'z', 3, 3)"
         )
     assert caught.value.sqlstate == "23505"  # unique_violation, translated at the bridge
 

@@ -67,7 +67,7 @@ async def test_reset_leaves_nothing_of_a_run_but_the_schema() -> None:
         assert "leftover" in await queue_names(db)
         busy = await row_counts(db)
         assert busy["tasks"] == 1
-        assert busy["step_transitions"] > 0
+        assert busy["step_transition_log"] > 0
 
         await reset_database(db)
 
