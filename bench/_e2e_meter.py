@@ -174,7 +174,9 @@ BENCH_OWN: contextvars.ContextVar[bool] = contextvars.ContextVar("bench_own", de
 
 
 def install_counter() -> RoundTrips:
-    """Wrap `tasker_trio.db.bridge.Database.run` (this process only) to count crossings.
+    """Wrap `tasker_trio.db.bridge.Database.run` and ``crossed`` (this process only) to
+    count round trips: crossings, and the statements of operations that hold their
+    connection (the batches of plans).
 
     A queue read that returns no message is counted as ``"reading <queue> (empty)"``: it
     changes nothing, whereas a read that takes messages updates their visibility.
@@ -205,7 +207,16 @@ def install_counter() -> RoundTrips:
             counter.counts[label] += 1
             counter.seconds[label] += time.perf_counter() - started
 
+    crossed = Database.crossed
+
+    def held(self: Any, where: str, seconds: float) -> None:
+        # A statement of an operation that holds its connection (a batch of plans).
+        counter.counts[where] += 1
+        counter.seconds[where] += seconds
+        crossed(self, where, seconds)
+
     Database.run = run  # type: ignore[method-assign]
+    Database.crossed = held  # type: ignore[method-assign]
     return counter
 
 

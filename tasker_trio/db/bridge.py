@@ -10,12 +10,14 @@ allows.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
 from typing import Any, TypeAlias, TypeVar
 
 # Neither ships type information (no py.typed, no stubs package): their values are Any here.
 import asyncpg  # type: ignore[import-untyped]
+import trio
 import trio_asyncio  # type: ignore[import-untyped]
 
 from tasker_trio.db.errors import TRANSLATED, DatabaseError, translate
@@ -77,6 +79,8 @@ class Database:
         self.attach(self.signals)
         self.origin = origin
         self.publisher = Publisher(self._notify)
+        self.held_statements: Counter[str] = Counter()
+        self._background: trio.Nursery | None = None
 
     @property
     def pool(self) -> TrioPool:
@@ -121,6 +125,33 @@ class Database:
             idempotent=True,  # a notification twice only wakes waiters twice
         )
 
+    def serve_in(self, nursery: trio.Nursery | None) -> None:
+        """Run `start_soon`'s tasks in ``nursery`` (`open_database` gives its own; None
+        once it closes)."""
+        self._background = nursery
+
+    def start_soon(self, fn: Callable[[], Awaitable[object]], *, name: str) -> None:
+        """Run ``fn()`` beside this database's users until the database closes.
+
+        It runs in `open_database`'s nursery, which is cancelled when the database closes
+        (after the publisher's last flush), so ``fn`` must handle its own errors: one that
+        escapes it ends the database's block.
+
+        Raises:
+            RuntimeError: the database is not open (closed, or not made by `open_database`).
+        """
+        if self._background is None:
+            raise RuntimeError(f"{name}: the database at {self.dsn} is not open")
+        self._background.start_soon(fn, name=name)
+
+    def crossed(self, where: str, seconds: float) -> None:
+        """A statement an operation run with `hold` sent, and its answer, ``seconds`` later.
+
+        Counted in `held_statements` by ``where``; counters of crossings (the bench, the
+        tests) wrap it as they wrap `run`, since each such statement is a round trip.
+        """
+        self.held_statements[where] += 1
+
     def signal_sets(self) -> tuple[Signals, ...]:
         """Every `Signals` a notification fires."""
         return tuple(self._signal_sets)
@@ -138,6 +169,22 @@ class Database:
         ):
             return min(timeout, self.poll_interval)
         return timeout
+
+    async def hold(
+        self,
+        operation: Operation[T],
+        *,
+        where: str = "database operation",
+        idempotent: bool = False,
+    ) -> T:
+        """`run` an operation that sends statement after statement on its connection.
+
+        Each statement is one round trip, which the operation reports with `crossed`; the
+        hold itself is not counted as one (`tasker_trio.store.postgres._batches` sends
+        batch after batch of plans so, without crossing back to Trio between them).
+        Retried, and raising, as `run` is and does.
+        """
+        return await self._run(operation, where=where, idempotent=idempotent)
 
     async def run(
         self,
@@ -157,7 +204,9 @@ class Database:
                 connection was lost after sending a non-idempotent operation.
             DatabaseError: the server refused the operation (other asyncpg errors).
         """
+        return await self._run(operation, where=where, idempotent=idempotent)
 
+    async def _run(self, operation: Operation[T], *, where: str, idempotent: bool) -> T:
         async def on_asyncio(conn: Connection) -> T:
             try:
                 return await operation(conn)

@@ -94,6 +94,7 @@ async def open_database(
             ) as db,
             trio.open_nursery() as nursery,
         ):
+            db.serve_in(nursery)
             await nursery.start(db.publisher.run)
             if mode is not WakeupMode.POLL:
                 listener = Listener(
@@ -111,6 +112,7 @@ async def open_database(
                 # What this process committed last must still reach the others.
                 with trio.move_on_after(close_grace, shield=True):
                     await db.publisher.flush()
+                db.serve_in(None)
                 nursery.cancel_scope.cancel()
     except BaseExceptionGroup as group:
         # The loop runs in a nursery, which wraps whatever crosses it in a group; a single

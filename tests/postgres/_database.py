@@ -133,15 +133,23 @@ async def fresh_database(*, migrated: bool = True, **options: Any) -> AsyncItera
 
 
 def count_crossings(db: Database) -> list[str]:
-    """The labels of ``db``'s crossings from now on, in order (a list that grows)."""
+    """The labels of ``db``'s round trips from now on, in order (a list that grows): its
+    crossings (`Database.run`) and the statements of operations that hold their connection
+    (`Database.crossed`: the batches of plans)."""
     crossings: list[str] = []
     run = db.run
+    crossed = db.crossed
 
     async def counting(operation: Any, *, where: str = "", idempotent: bool = False) -> Any:
         crossings.append(where)
         return await run(operation, where=where, idempotent=idempotent)
 
+    def counting_held(where: str, seconds: float) -> None:
+        crossings.append(where)
+        crossed(where, seconds)
+
     db.run = counting  # type: ignore[method-assign]
+    db.crossed = counting_held  # type: ignore[method-assign]
     return crossings
 
 
