@@ -36,6 +36,7 @@ unavailable, every waiting plan fails with the error; when it closes, with
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from functools import partial
@@ -60,6 +61,7 @@ from tasker_trio.store.postgres import _sql as sql
 class _Plan:
     kind: str
     payload: dict[str, Any]
+    encoded: str
     where: str
     announce: tuple[str, ...] = ()
     alone: bool = False
@@ -121,7 +123,12 @@ class PlanWriter:
             DatabaseError: the server refused this plan, or the database stayed
                 unavailable (`DatabaseUnavailable`, also when it closed meanwhile).
         """
-        plan = _Plan(kind=kind, payload=payload, where=where, announce=tuple(announce))
+        # Encoded here, by its caller, rather than with its batch: the channel waits for a
+        # batch's encoding, not for its plans'.
+        encoded = json.dumps({"kind": kind, "p": payload}, separators=(",", ":"))
+        plan = _Plan(
+            kind=kind, payload=payload, encoded=encoded, where=where, announce=tuple(announce)
+        )
         self._waiting.append(plan)
         try:
             while not plan.done:
@@ -215,7 +222,7 @@ class PlanWriter:
 
     async def _send(self, batch: list[_Plan], conn: Connection) -> None:
         ordered = sorted(batch, key=lambda p: str(p.payload["task_uuid"]))
-        items = [{"kind": p.kind, "p": p.payload} for p in ordered]
+        items = "[" + ",".join(p.encoded for p in ordered) + "]"
         # A plan alone, with none waiting, announces itself; under load the batch leaves it
         # to the publisher, whose transaction runs beside the next batch rather than in it.
         keys = list(ordered[0].announce) if len(batch) == 1 and not self._waiting else []

@@ -9,8 +9,9 @@ from __future__ import annotations
 from tasker_trio.state_machine import StepEvent, StepState, TaskState, transition
 
 VIEW = "SELECT tasker.task_view($1)"
-APPLY_MANY = "SELECT tasker.apply_many($1::jsonb)"
-APPLY_MANY_NOTIFYING = "SELECT tasker.apply_many($1::jsonb, $2::text[], $3::text[])"
+# The batch comes as JSON text its plans' callers encoded (`PlanWriter`).
+APPLY_MANY = "SELECT tasker.apply_many($1::text::jsonb)"
+APPLY_MANY_NOTIFYING = "SELECT tasker.apply_many($1::text::jsonb, $2::text[], $3::text[])"
 DELETE_CONSUMED = """
 SELECT tasker.q_delete(c.value->>'queue', (c.value->>'msg_id')::bigint)
 FROM jsonb_array_elements($1::jsonb) c
