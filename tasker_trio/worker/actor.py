@@ -5,6 +5,14 @@ busy worker leaves messages for others. It reads and claims together
 (`Store.claim_from_queue`: one round trip in PostgreSQL); the actor runs each claimed step
 in a handler task and records the result (which deletes the message, atomically). A
 message that is not a step message is archived as poison.
+
+A slot is a handler running: a step gives its slot back as soon as its handler has
+finished, while its result is being recorded, so the next step can start meanwhile (in one
+process, the plan that records a result claims the task's next step in its own
+transaction when a slot is free; `tasker_trio.store.postgres._handoff`). A result being
+recorded holds one of `WorkerContext.recording`'s places instead, as many as slots: when
+they are all taken, a finished step keeps its slot until one is free, so a worker whose
+results cannot be recorded stops taking steps.
 """
 
 from __future__ import annotations
@@ -38,7 +46,8 @@ class WorkerContext:
     Attributes:
         running: every step running here, by step uuid (the lease keeper renews them,
             operators cancel them).
-        slots: free execution slots; pollers take one per message read.
+        slots: free execution slots (handlers running); pollers take one per message read.
+        recording: free places for results being recorded (as many as slots).
     """
 
     store: Store
@@ -48,6 +57,7 @@ class WorkerContext:
     concurrency: int
     running: dict[str, RunningStep] = attrs.field(factory=dict)
     slots: trio.Semaphore = attrs.field(init=False)
+    recording: trio.Semaphore = attrs.field(init=False)
     executed: int = 0
     poisoned: int = 0
     steps_handed_over: int = 0
@@ -55,6 +65,7 @@ class WorkerContext:
 
     def __attrs_post_init__(self) -> None:
         self.slots = trio.Semaphore(self.concurrency)
+        self.recording = trio.Semaphore(self.concurrency)
 
     def cancel_steps(self, step_uuids: list[str]) -> int:
         """Cancel the running handlers of these steps; return how many were running here."""
@@ -86,13 +97,15 @@ class WorkerActor(Actor[WorkerContext]):
 
     @handles(ExecuteStep)
     async def execute_step(self, command: ExecuteStep) -> None:
-        """Run one claimed step, then record its result; always frees the slot."""
+        """Run one claimed step, then record its result; frees the slot once the handler
+        has finished (see the module docstring), and always."""
+        slot = _Slot(self.context.slots)
         try:
-            await self._run(command.message, command.outcome)
+            await self._run(command.message, command.outcome, slot)
         finally:
-            self.context.slots.release()
+            slot.release()
 
-    async def _run(self, message: QueueMessage, outcome: ClaimOutcome | None) -> None:
+    async def _run(self, message: QueueMessage, outcome: ClaimOutcome | None, slot: _Slot) -> None:
         ctx = self.context
         ref = MessageRef(queue=message.queue, msg_id=message.msg_id)
         if outcome is None:
@@ -121,11 +134,32 @@ class WorkerActor(Actor[WorkerContext]):
             result = await execute(running, resolver=ctx.resolver, settings=ctx.settings)
         finally:
             ctx.running.pop(step_uuid, None)
-        recorded = await ctx.store.record_result(
-            result, message=ref, result_queue=ORCHESTRATION_STEP_RESULTS
-        )
+        try:
+            ctx.recording.acquire_nowait()  # no scheduler pass when a place is free
+        except trio.WouldBlock:
+            await ctx.recording.acquire()
+        slot.release()
+        try:
+            recorded = await ctx.store.record_result(
+                result, message=ref, result_queue=ORCHESTRATION_STEP_RESULTS
+            )
+        finally:
+            ctx.recording.release()
         ctx.executed += 1
         ctx.results_handed_over += recorded.handed_over
+
+
+@attrs.define
+class _Slot:
+    """A step's execution slot, given back once."""
+
+    slots: trio.Semaphore
+    held: bool = True
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.slots.release()
 
 
 @attrs.define(kw_only=True)
@@ -188,11 +222,15 @@ class WorkerHandoff:
 def worker_actor_class(concurrency: int, *, stop_grace: float) -> type[WorkerActor]:
     """A `WorkerActor` subclass that runs up to ``concurrency`` steps at once.
 
-    On shutdown, running steps get ``stop_grace`` seconds to finish before they are
-    cancelled (a cancelled step records nothing: its message is redelivered later).
+    Its handler tasks are twice as many: up to ``concurrency`` running steps' handlers (the
+    slots) and as many recording results (`WorkerContext.recording`). On shutdown, running
+    steps get ``stop_grace`` seconds to finish before they are cancelled (a cancelled step
+    records nothing: its message is redelivered later).
     """
     return type(
-        "WorkerActor", (WorkerActor,), {"concurrency": concurrency, "stop_grace": stop_grace}
+        "WorkerActor",
+        (WorkerActor,),
+        {"concurrency": 2 * concurrency, "stop_grace": stop_grace},
     )
 
 

@@ -98,6 +98,44 @@ async def test_worker_concurrency_is_a_limit(
     assert executed == 7
 
 
+async def test_a_worker_starts_its_next_step_while_a_result_is_being_recorded(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    # One slot, and the first result's recording held up: the slot is a handler running,
+    # so the other step runs meanwhile; both results are recorded once it goes on.
+    started: list[str] = []
+    recorded: list[str] = []
+    go_on = trio.Event()
+    both_started = trio.Event()
+
+    async def ok(ctx: StepContext) -> dict[str, Any]:
+        started.append(ctx.step_name)
+        if len(started) == 2:
+            both_started.set()
+        return {}
+
+    tpl = template("pair", [step("a", "ok"), step("b", "ok")])
+    async with running_engine([tpl], {"ok": ok}, worker_concurrency=1) as engine:
+        store = engine._context.store
+        record_result = store.record_result
+
+        async def held_up(result: Any, **kwargs: Any) -> Any:
+            if not recorded:
+                recorded.append(result.step_uuid)
+                await go_on.wait()
+            return await record_result(result, **kwargs)
+
+        store.record_result = held_up  # type: ignore[method-assign]
+        submitted = await engine.submit(NAMESPACE, "pair", {})
+        with trio.fail_after(5):
+            await both_started.wait()
+        assert len(recorded) == 1  # the first result is still held up
+        go_on.set()
+        task = await engine.wait_for_task(submitted.task_uuid, timeout=30)
+    assert task.state == TaskState.COMPLETE
+    assert sorted(started) == ["a", "b"]
+
+
 async def test_retry_and_dispatch_do_not_wait_for_the_poll_interval(
     autojump_clock: trio.abc.Clock, recorder: Recorder
 ) -> None:
