@@ -1,4 +1,4 @@
-"""The queues' static sends and deletes (migration 0012, ``tasker.q_prepare``).
+"""The queues' static sends and deletes (migrations 0012 and 0019, ``tasker.q_prepare``).
 
 Whoever created a queue — this engine, PGMQ itself, another tool, or a database migrated
 before 0012 — the engine's sends and deletes work on it, and processes creating the same
