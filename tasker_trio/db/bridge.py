@@ -141,7 +141,7 @@ class Database:
             RuntimeError: the database is not open (closed, or not made by `open_database`).
         """
         if self._background is None:
-            raise RuntimeError(f"{name}: the database at {self.dsn} is not open")
+            raise RuntimeError(f"{name}: the database is not open")
         self._background.start_soon(fn, name=name)
 
     def crossed(self, where: str, seconds: float) -> None:

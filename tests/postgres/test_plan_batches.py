@@ -15,7 +15,7 @@ import trio
 import trio.testing
 
 from tasker_trio.db import Database
-from tasker_trio.db.errors import DatabaseError
+from tasker_trio.db.errors import DatabaseError, DatabaseUnavailable
 from tasker_trio.messaging.pgmq import PgmqBroker
 from tasker_trio.state_machine import StepState, TaskState
 from tasker_trio.store.postgres import PostgresStore
@@ -246,6 +246,30 @@ async def test_a_caller_cancelled_while_its_plan_is_out_leaves_the_others_theirs
 
     assert answers == [{"applied": None, "claims": [], "announced": False}]
     assert seen[-1] == "second"  # sent alone, after the first's cancelled round trip
+
+
+async def test_plans_still_waiting_when_the_database_closes_fail_with_a_clear_error() -> None:
+    outcomes: dict[int, Any] = {}
+
+    async def send(writer: PlanWriter, n: int) -> None:
+        try:
+            outcomes[n] = await writer.write("claim", _missing_task_plan(n), where=f"plan {n}")
+        except DatabaseError as exc:
+            outcomes[n] = exc
+
+    # The callers outlive the database, which closes with plans 2 and 3 still waiting.
+    with trio.fail_after(20):  # none is left waiting for good
+        async with trio.open_nursery() as callers, fresh_database() as db:
+            writer = PlanWriter(db)
+            callers.start_soon(send, writer, 1)
+            await trio.testing.wait_all_tasks_blocked()  # plan 1 is on its way
+            for n in (2, 3):
+                callers.start_soon(send, writer, n)
+            await trio.testing.wait_all_tasks_blocked()  # 2 and 3 wait for it
+
+    for n in (2, 3):
+        assert isinstance(outcomes[n], DatabaseUnavailable)
+        assert "writing plans: the database is not open" in str(outcomes[n])
 
 
 async def test_background_work_needs_an_open_database() -> None:

@@ -161,7 +161,7 @@ class PlanWriter:
                 until.abandoned = True
                 self._hand_on()  # this caller was cancelled: the others still wait
             elif isinstance(exc, trio.Cancelled):
-                self._fail_all(DatabaseUnavailable(f"writing plans: {self.db.dsn} closed"))
+                self._fail_all(DatabaseUnavailable("writing plans: the database closed"))
             elif isinstance(exc, DatabaseError):
                 self._fail_all(exc)
             else:
@@ -184,7 +184,7 @@ class PlanWriter:
             self.db.start_soon(self._pump_in_background, name="writing plans")
         except RuntimeError as exc:
             self._pump_owner = None
-            self._fail_all(DatabaseUnavailable(f"writing plans: {exc}"))
+            self._fail_all(DatabaseUnavailable(str(exc)))
 
     def _fail_all(self, error: BaseException) -> None:
         waiting, self._waiting = self._waiting, []
