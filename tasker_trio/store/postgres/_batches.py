@@ -60,7 +60,7 @@ from tasker_trio.store.postgres import _sql as sql
 @attrs.define(eq=False)
 class _Plan:
     kind: str
-    payload: dict[str, Any]
+    task_uuid: str  # a batch's plans go in task order
     encoded: str
     where: str
     announce: tuple[str, ...] = ()
@@ -127,7 +127,11 @@ class PlanWriter:
         # batch's encoding, not for its plans'.
         encoded = json.dumps({"kind": kind, "p": payload}, separators=(",", ":"))
         plan = _Plan(
-            kind=kind, payload=payload, encoded=encoded, where=where, announce=tuple(announce)
+            kind=kind,
+            task_uuid=str(payload["task_uuid"]),
+            encoded=encoded,
+            where=where,
+            announce=tuple(announce),
         )
         self._waiting.append(plan)
         try:
@@ -221,7 +225,7 @@ class PlanWriter:
             self._pump_owner = None
 
     async def _send(self, batch: list[_Plan], conn: Connection) -> None:
-        ordered = sorted(batch, key=lambda p: str(p.payload["task_uuid"]))
+        ordered = sorted(batch, key=lambda p: p.task_uuid)
         items = "[" + ",".join(p.encoded for p in ordered) + "]"
         # A plan alone, with none waiting, announces itself; under load the batch leaves it
         # to the publisher, whose transaction runs beside the next batch rather than in it.
