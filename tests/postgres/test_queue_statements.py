@@ -62,20 +62,27 @@ async def test_deleting_from_a_queue_nobody_created_finds_nothing(database: Data
     assert not await _prepared(database, "never_created")
 
 
-async def test_processes_sending_to_a_new_queue_at_once_all_succeed(database: Database) -> None:
+@pytest.mark.parametrize("queues", [1, 6])
+async def test_processes_sending_to_a_new_queue_at_once_all_succeed(
+    database: Database, queues: int
+) -> None:
+    # Each connection may have read the dispatchers before another one prepared the queue.
     broker = PgmqBroker(database)  # the pool's connections stand for the processes
-    ids: list[int] = []
+    names = [f"raced_queue_{q}" for q in range(queues)]
+    ids: dict[str, list[int]] = {name: [] for name in names}
 
-    async def send(n: int) -> None:
-        ids.append(await broker.send("raced_queue", {"n": n}))
+    async def send(name: str, n: int) -> None:
+        ids[name].append(await broker.send(name, {"n": n}))
 
     async with trio.open_nursery() as nursery:
         for n in range(8):
-            nursery.start_soon(send, n)
+            for name in names:
+                nursery.start_soon(send, name, n)
 
-    assert sorted(ids) == list(range(min(ids), min(ids) + 8))
-    messages = await broker.read("raced_queue", limit=20, visibility_timeout=30)
-    assert sorted(m.payload["n"] for m in messages) == list(range(8))
+    for name in names:
+        assert sorted(ids[name]) == list(range(min(ids[name]), min(ids[name]) + 8))
+        messages = await broker.read(name, limit=20, visibility_timeout=30)
+        assert sorted(m.payload["n"] for m in messages) == list(range(8))
 
 
 async def test_queues_of_a_database_migrated_before_their_statements_get_them(

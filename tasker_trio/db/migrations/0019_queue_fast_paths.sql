@@ -11,9 +11,10 @@
 -- `tasker.q_write_dispatchers`) now take each prepared queue whose table exists (checked by
 -- `to_regclass`, a catalog look-up of well under a microsecond) and, for any other queue,
 -- do what the wrappers did before: a send creates and prepares the queue
--- (`tasker.q_ensure`) and runs again with the dispatcher that now has it; a delete from a
--- queue that does not exist deletes nothing, and from one not yet prepared prepares it
--- first. A queue dropped with PGMQ is thus still created again on its next send. The
+-- (`tasker.q_ensure`) and calls the dispatcher again, which has it now; a delete from a
+-- queue that does not exist deletes nothing, and from any other prepares it (if need be)
+-- and calls again. "Has it now" holds also when another connection prepared the queue
+-- after this one read the dispatcher: the call again reads the latest version. A queue dropped with PGMQ is thus still created again on its next send. The
 -- wrappers call the dispatchers directly, and notify only when the connection does not
 -- defer it (`tasker.notify` itself is unchanged).
 
@@ -51,10 +52,9 @@ BEGIN
         BEGIN
             IF queue IS NULL THEN
                 RAISE EXCEPTION 'no queue named';%s
-            ELSIF tasker.q_exists(queue) AND tasker.q_prepared(queue) THEN
-                RAISE EXCEPTION 'queue %% is prepared but has no statement', queue;
             ELSE
-                -- Created and prepared now: this function is written again with it.
+                -- Created and prepared now (here, or by another connection since this
+                -- version of the function was read): the call finds it written again.
                 PERFORM tasker.q_ensure(queue);
                 RETURN QUERY SELECT * FROM tasker.q_send_prepared(queue, messages, now, delay);
             END IF;
@@ -72,9 +72,8 @@ BEGIN
                 RAISE EXCEPTION 'no queue named';%s
             ELSIF NOT tasker.q_exists(queue) THEN
                 RETURN 0;
-            ELSIF tasker.q_prepared(queue) THEN
-                RAISE EXCEPTION 'queue %% is prepared but has no statement', queue;
             ELSE
+                -- As for sends: prepared now, here or by another connection.
                 PERFORM tasker.q_prepare(queue);
                 RETURN tasker.q_delete_prepared(queue, ids);
             END IF;
