@@ -28,14 +28,20 @@ from tasker_trio.db.pool import TrioPool
 from tasker_trio.db.publisher import NOTIFY_MODE_SETTING
 from tasker_trio.db.retry import RetryPolicy
 from tasker_trio.db.signals import ORIGIN_SETTING, WakeupMode
+from tasker_trio.models.codec import dumps_compact
 
 _log = logging.getLogger("tasker_trio.db")
 
 
 async def _init_connection(conn: Connection) -> None:
-    """JSON in and out as Python data (the models' ``to_json``/``from_json`` do the rest)."""
+    """JSON in and out as Python data (the models' ``to_json``/``from_json`` do the rest).
+
+    Decoded by the standard library: orjson would read an integer beyond 64 bits (which
+    ``jsonb`` keeps exactly) as a float."""
     for kind in ("json", "jsonb"):
-        await conn.set_type_codec(kind, encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+        await conn.set_type_codec(
+            kind, encoder=dumps_compact, decoder=json.loads, schema="pg_catalog"
+        )
 
 
 @asynccontextmanager

@@ -7,7 +7,9 @@ from typing import Any
 
 import attrs
 
+from tasker_trio.errors import InvalidContext
 from tasker_trio.models.base import JsonModel
+from tasker_trio.models.codec import json_problem
 from tasker_trio.state_machine import TaskState
 
 PRIORITY_RANGE = range(-100, 101)
@@ -24,6 +26,18 @@ def _check_priority(_: object, __: attrs.Attribute[int], value: int) -> None:
         raise ValueError(f"priority must be in -100..100, got {value}")
 
 
+def _check_context(request: TaskRequest, _: attrs.Attribute[Any], value: object) -> None:
+    """A context must be JSON data: both backends keep it as JSON, and PostgreSQL refuses
+    NaN (which the standard library writes) while other encoders write it as null."""
+    if not isinstance(value, dict):
+        raise InvalidContext(
+            request.template_label, "$", f"a {type(value).__name__} is not a JSON object"
+        )
+    problem = json_problem(value)
+    if problem is not None:
+        raise InvalidContext(request.template_label, *problem)
+
+
 @attrs.frozen(kw_only=True)
 class TaskRequest(JsonModel):
     """A request to run one task of a template.
@@ -32,7 +46,8 @@ class TaskRequest(JsonModel):
         namespace: the template's ``namespace_name``.
         name: the template's name.
         version: the template's version; ``None`` means the latest registered.
-        context: the task's input (JSON object), checked against the template's schema.
+        context: the task's input: a JSON object (`InvalidContext` otherwise: NaN, a key
+            that is not a string...), checked against the template's schema.
         idempotency_key: identity for ``caller_provided`` templates (and any that pass one).
         priority: -100..100, higher runs first.
         tags, initiator, source_system, reason: who asked, and why (kept for the audit).
@@ -42,7 +57,7 @@ class TaskRequest(JsonModel):
     namespace: str
     name: str
     version: str | None = None
-    context: dict[str, Any] = attrs.field(factory=dict)
+    context: dict[str, Any] = attrs.field(factory=dict, validator=_check_context)
     idempotency_key: str | None = None
     priority: int = attrs.field(default=0, validator=_check_priority)
     tags: tuple[str, ...] = ()
@@ -57,6 +72,12 @@ class TaskRequest(JsonModel):
     ) -> TaskRequest:
         """A request for ``namespace/name`` with ``context``; ``options`` are the other fields."""
         return cls(namespace=namespace, name=name, context=dict(context or {}), **options)
+
+    @property
+    def template_label(self) -> str:
+        """``namespace/name``, with ``@version`` when the request names one (for errors)."""
+        version = f"@{self.version}" if self.version is not None else ""
+        return f"{self.namespace}/{self.name}{version}"
 
 
 @attrs.frozen(kw_only=True)

@@ -3,6 +3,7 @@
 Re-exports only; see docs/templates.md for the template reference.
 """
 
+from tasker_trio.models.codec import json_path as json_path
 from tasker_trio.templates.environments import apply_environment as apply_environment
 from tasker_trio.templates.loader import load_template as load_template
 from tasker_trio.templates.loader import load_templates as load_templates
@@ -19,7 +20,6 @@ from tasker_trio.templates.model import StepOverride as StepOverride
 from tasker_trio.templates.model import StepTemplate as StepTemplate
 from tasker_trio.templates.model import TemplateWarning as TemplateWarning
 from tasker_trio.templates.registry import TemplateRegistry as TemplateRegistry
-from tasker_trio.templates.schema import json_path as json_path
 from tasker_trio.templates.schema import validate_context as validate_context
 from tasker_trio.templates.semver import SemVer as SemVer
 from tasker_trio.templates.task_template import TaskTemplate as TaskTemplate

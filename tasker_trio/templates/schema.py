@@ -7,8 +7,7 @@ context is held to everything its schema says.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import jsonschema
@@ -17,28 +16,10 @@ import jsonschema.validators
 from jsonschema.protocols import Validator
 
 from tasker_trio.errors import InvalidContext
+from tasker_trio.models.codec import json_path
 
 if TYPE_CHECKING:
     from tasker_trio.templates.task_template import TaskTemplate
-
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def json_path(parts: Iterable[str | int]) -> str:
-    """A JSONPath for a location: ``["order", "items", 0, "qty"]`` -> ``$.order.items[0].qty``.
-
-    Keys that are not identifiers are bracketed: ``$['first name']``.
-    """
-    path = "$"
-    for part in parts:
-        if isinstance(part, int):
-            path += f"[{part}]"
-        elif _IDENTIFIER.match(part):
-            path += f".{part}"
-        else:
-            escaped = part.replace("\\", "\\\\").replace("'", "\\'")
-            path += f"['{escaped}']"
-    return path
 
 
 def _validator_class(schema: Mapping[str, Any] | bool) -> type[Validator]:

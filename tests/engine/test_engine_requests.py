@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
@@ -126,6 +127,54 @@ async def test_context_failing_input_schema_is_rejected(
     assert f"{NAMESPACE}/order" in str(caught.value)
     assert stats.tasks_by_state == {}  # nothing was created
     assert valid.created
+
+
+@pytest.mark.parametrize(
+    ("context", "path", "reason"),
+    [
+        ({"order": {"rate": math.nan}}, "$.order.rate", "nan is not a JSON number"),
+        ({"limits": [1, -math.inf]}, "$.limits[1]", "-inf is not a JSON number"),
+        ({"by_id": {7: "seven"}}, "$.by_id", "key 7 is not a string"),
+        ({"first name": {"seen": {1, 2}}}, "$['first name'].seen", "a set is not JSON data"),
+    ],
+    ids=["nan", "infinity", "int-key", "set"],
+)
+async def test_context_that_is_not_json_is_rejected_saying_where(
+    autojump_clock: trio.abc.Clock, context: dict[Any, Any], path: str, reason: str
+) -> None:
+    # No input_schema: a context must be JSON data whatever the template says (PostgreSQL
+    # refuses NaN; a key that is not a string would come back as one).
+    async with running_engine([tpl()], {"ok": ok}) as engine:
+        with pytest.raises(InvalidContext) as caught:
+            await engine.submit(NAMESPACE, "order", context)
+        stats = await engine.statistics()
+    assert caught.value.path == path
+    assert reason in str(caught.value)
+    assert f"{NAMESPACE}/order" in str(caught.value)
+    assert stats.tasks_by_state == {}  # nothing was created
+
+
+async def echo(ctx: StepContext) -> dict[str, Any]:
+    return {"echo": ctx.input_data}
+
+
+async def test_context_and_results_keep_large_integers_and_text_exactly(
+    autojump_clock: trio.abc.Clock,
+) -> None:
+    context = {
+        "big": 2**70,
+        "small": -(2**64) - 1,
+        "text": 'caf\u00e9 \u2713 \u2028 "quoted" \\',
+        "nested": [{"f": 0.1, "n": None, "b": False}],
+    }
+    template_ = template("echo", [step("only", "echo")])
+    async with running_engine([template_], {"echo": echo}) as engine:
+        submission = await engine.submit(NAMESPACE, "echo", context)
+        task = await engine.wait_for_task(submission.task_uuid, timeout=10)
+        results = await engine.get_results(submission.task_uuid)
+    assert task.state == TaskState.COMPLETE
+    assert task.context == context
+    assert results == {"only": {"echo": context}}
 
 
 async def test_latest_version_is_used_unless_one_is_named(

@@ -26,6 +26,7 @@ from tasker_trio.models import (
     identity_hash,
     worker_queue,
 )
+from tasker_trio.models.codec import dumps_compact, json_problem
 from tasker_trio.state_machine import StepEvent, StepFacts, StepState, TaskEvent, TaskState
 
 
@@ -197,3 +198,30 @@ def test_transition_log_refuses_illegal_events_without_changing() -> None:
     with pytest.raises(InvalidTransition, match="step_is_ready"):
         log.apply_step("other", StepEvent.ENQUEUE, at=2.0, facts=StepFacts(parents_satisfied=False))
     assert len(log.records()) == 1
+
+
+def test_json_problem_names_the_first_value_that_is_not_json() -> None:
+    loop: dict[str, object] = {"a": 1}
+    loop["self"] = {"again": loop}
+    assert json_problem({"a": [1, 2.5, True, None, "x", (3, 4)], "big": 2**80}) is None
+    assert json_problem({"a": [{"b": float("nan")}]}) == (
+        "$.a[0].b",
+        "nan is not a JSON number (JSON has no NaN or infinity)",
+    )
+    assert json_problem({"a": {None: 1}}) == (
+        "$.a",
+        "key None is not a string (JSON keys are strings)",
+    )
+    assert json_problem({"at": object()}) == ("$.at", "a object is not JSON data")
+    assert json_problem(loop) == ("$.self.again", "it contains itself (a circular reference)")
+
+
+@pytest.mark.parametrize(
+    "value",
+    [{"big": 2**70, "neg": -(2**65)}, {1: "one", "text": "caf\u00e9"}, [0.1, -0.0, 1e-7, 2**63]],
+    ids=["big-ints", "int-key", "floats"],
+)
+def test_compact_json_reads_back_as_the_standard_library_writes_it(value: object) -> None:
+    text = dumps_compact(value)
+    assert " " not in text.replace("caf\u00e9", "")
+    assert json.loads(text) == json.loads(json.dumps(value))

@@ -36,7 +36,6 @@ unavailable, every waiting plan fails with the error; when it closes, with
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Sequence
 from functools import partial
@@ -54,6 +53,7 @@ from tasker_trio.db.errors import (
     translate,
 )
 from tasker_trio.db.signals import channel_of
+from tasker_trio.models.codec import dumps_compact
 from tasker_trio.store.postgres import _sql as sql
 
 
@@ -125,7 +125,7 @@ class PlanWriter:
         """
         # Encoded here, by its caller, rather than with its batch: the channel waits for a
         # batch's encoding, not for its plans'.
-        encoded = json.dumps({"kind": kind, "p": payload}, separators=(",", ":"))
+        encoded = dumps_compact({"kind": kind, "p": payload})
         plan = _Plan(
             kind=kind,
             task_uuid=str(payload["task_uuid"]),
