@@ -122,6 +122,43 @@ async def test_the_audit_marks_one_most_recent_record_per_entity(database: Datab
     assert caught.value.sqlstate == "23505"  # unique_violation, translated at the bridge
 
 
+async def test_deleting_a_task_deletes_its_steps_audit_trail_and_results(
+    database: Database,
+) -> None:
+    # No foreign keys check the audit logs' and results' entities since migration 0020; the
+    # statement triggers keep what ON DELETE CASCADE did.
+    setup = """
+    INSERT INTO tasker.tasks (task_uuid, identity_hash, namespace, name, state, created_at,
+                              updated_at, data)
+    VALUES ('t1', 'h1', 'ns', 'n', 'pending', 0, 0, '{}'),
+           ('t2', 'h2', 'ns', 'n', 'pending', 0, 0, '{}');
+    INSERT INTO tasker.steps (step_uuid, task_uuid, position, name, state, data)
+    VALUES ('s1a', 't1', 0, 'a', 'pending', '{}'), ('s1b', 't1', 1, 'b', 'pending', '{}'),
+           ('s2a', 't2', 0, 'a', 'pending', '{}');
+    SELECT tasker.append_task_transition(t, 'pending', 'initializing', 'a', 0, 'p', NULL)
+    FROM unnest(ARRAY['t1', 't2']) t;
+    SELECT tasker.append_step_transition(s, 'pending', 'enqueued', 'e', 0, 'p', NULL)
+    FROM unnest(ARRAY['s1a', 's1b', 's2a']) s;
+    INSERT INTO tasker.step_results (step_uuid, attempt, accepted, data)
+    VALUES ('s1a', 1, true, '{}'), ('s2a', 1, true, '{}');
+    """
+
+    async def write(conn: Connection) -> None:
+        await conn.execute(setup)
+
+    await database.run(write)
+    await database.fetchval("DELETE FROM tasker.tasks WHERE task_uuid = 't1'")
+    await database.fetchval("DELETE FROM tasker.steps WHERE step_uuid = 's2a'")
+
+    left = await database.fetchrow(
+        "SELECT (SELECT array_agg(task_uuid) FROM tasker.task_transitions) AS tasks,"
+        " (SELECT array_agg(step_uuid) FROM tasker.steps) AS steps,"
+        " (SELECT count(*) FROM tasker.step_transitions) AS step_records,"
+        " (SELECT count(*) FROM tasker.step_results) AS results"
+    )
+    assert dict(left) == {"tasks": ["t2"], "steps": None, "step_records": 0, "results": 0}
+
+
 async def test_an_unreachable_server_is_a_database_unavailable_error() -> None:
     with pytest.raises(DatabaseUnavailable, match="connecting to"):
         async with open_database("postgresql://postgres@127.0.0.1:1/nowhere"):
