@@ -10,6 +10,7 @@ allows.
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager
@@ -20,7 +21,7 @@ import asyncpg  # type: ignore[import-untyped]
 import trio
 import trio_asyncio  # type: ignore[import-untyped]
 
-from tasker_trio.db.errors import TRANSLATED, DatabaseError, translate
+from tasker_trio.db.errors import TRANSLATED, DatabaseError, DatabaseUnavailable, translate
 from tasker_trio.db.listener import Listener
 from tasker_trio.db.pool import TrioPool
 from tasker_trio.db.publisher import Publisher
@@ -215,6 +216,8 @@ class Database:
 
         async def attempt() -> T:
             with self._guard():
+                if self._pool.closed:  # not retried: it stays closed
+                    raise DatabaseUnavailable(f"{where}: the database is closed")
                 try:
                     conn = await self._pool.acquire()
                 except DatabaseError as exc:  # connecting: nothing was sent
@@ -223,16 +226,27 @@ class Database:
                 try:
                     result: T = await trio_asyncio.aio_as_trio(on_asyncio, loop=self._loop)(conn)
                     reusable = True
+                except asyncio.CancelledError as exc:
+                    # Not this caller's cancellation (that arrives as trio.Cancelled): the
+                    # asyncio side was stopped under it, as the database closed.
+                    raise self._closed_under(where) from exc
                 except Failure as failure:
                     # The server answered (a constraint, a conflict...): the connection is
                     # fine. Anything else (lost, cancelled mid-statement) may not be.
                     reusable = failure.error.sqlstate is not None
+                    if self._pool.closed and isinstance(failure.error, DatabaseUnavailable):
+                        # Cut by the close: not retried, it stays closed.
+                        raise self._closed_under(where) from failure.error
                     raise
                 finally:
                     self._pool.release(conn, reusable=reusable)
             return result
 
         return await retrying(attempt, self._retry, idempotent=idempotent, where=where)
+
+    @staticmethod
+    def _closed_under(where: str) -> DatabaseUnavailable:
+        return DatabaseUnavailable(f"{where}: the database closed while this was on its way")
 
     async def fetch(
         self, query: str, *args: Any, where: str = "query", idempotent: bool = False

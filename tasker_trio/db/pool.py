@@ -40,6 +40,7 @@ class TrioPool:
         self.max_size = max_size
         self.opened = 0
         self.discarded = 0
+        self.closed = False
 
     @property
     def size(self) -> int:
@@ -85,6 +86,7 @@ class TrioPool:
 
     async def close(self, grace: float) -> None:
         """Close every connection, politely within ``grace`` seconds, then by force."""
+        self.closed = True
         idle, self._idle = self._idle, []
 
         async def close_all() -> None:

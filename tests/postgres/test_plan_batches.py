@@ -7,6 +7,8 @@ an error in one reaches its own caller alone.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,6 +17,7 @@ import trio
 import trio.testing
 
 from tasker_trio.db import Database
+from tasker_trio.db.bridge import Connection
 from tasker_trio.db.errors import DatabaseError, DatabaseUnavailable
 from tasker_trio.messaging.pgmq import PgmqBroker
 from tasker_trio.state_machine import StepState, TaskState
@@ -257,19 +260,41 @@ async def test_plans_still_waiting_when_the_database_closes_fail_with_a_clear_er
         except DatabaseError as exc:
             outcomes[n] = exc
 
-    # The callers outlive the database, which closes with plans 2 and 3 still waiting.
+    async def lock_tasks(conn: Connection) -> None:
+        await conn.execute("BEGIN; LOCK TABLE tasker.tasks IN ACCESS EXCLUSIVE MODE")
+        await asyncio.sleep(60)  # until the database closes and cuts this connection
+
+    async def hold_lock(db: Database) -> None:
+        with contextlib.suppress(DatabaseUnavailable):
+            await db.run(lock_tasks, where="locking the tasks")
+
+    async def waiting(query: str) -> None:
+        while not await db.fetchval(query):  # noqa: ASYNC110  # the server is polled
+            await trio.sleep(0.01)
+
+    # Plan 1 waits on the server for a lock that another connection holds, so it is still
+    # on its way, with plans 2 and 3 waiting behind it, when the database closes.
     with trio.fail_after(20):  # none is left waiting for good
         async with trio.open_nursery() as callers, fresh_database() as db:
+            callers.start_soon(hold_lock, db)
+            await waiting(
+                "SELECT count(*) FROM pg_locks WHERE relation = 'tasker.tasks'::regclass"
+                " AND mode = 'AccessExclusiveLock' AND granted"
+            )
             writer = PlanWriter(db)
             callers.start_soon(send, writer, 1)
-            await trio.testing.wait_all_tasks_blocked()  # plan 1 is on its way
+            await waiting(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND query LIKE '%apply_many%'"
+            )
             for n in (2, 3):
                 callers.start_soon(send, writer, n)
-            await trio.testing.wait_all_tasks_blocked()  # 2 and 3 wait for it
+            await trio.testing.wait_all_tasks_blocked()  # 2 and 3 wait for plan 1
 
-    for n in (2, 3):
-        assert isinstance(outcomes[n], DatabaseUnavailable)
-        assert "writing plans: the database is not open" in str(outcomes[n])
+    assert set(outcomes) == {1, 2, 3}
+    for n in (1, 2, 3):
+        assert isinstance(outcomes[n], DatabaseUnavailable), outcomes[n]
+        assert str(outcomes[n]) == "writing plans: the database closed while this was on its way"
 
 
 async def test_background_work_needs_an_open_database() -> None:

@@ -8,8 +8,9 @@ from typing import Any
 import pytest
 import trio
 
-from tasker_trio.db import Database, DatabaseError, open_database
+from tasker_trio.db import Database, DatabaseError, DatabaseUnavailable, open_database
 from tasker_trio.db.pool import TrioPool
+from tests.postgres._database import fresh_database
 
 
 async def backend_pid(db: Database) -> int:
@@ -79,3 +80,29 @@ async def test_a_cancelled_operation_does_not_return_its_connection(database: Da
 def test_a_pool_needs_a_connection() -> None:
     with pytest.raises(ValueError, match="at least one"):
         TrioPool(lambda: None, None, max_size=0)  # type: ignore[arg-type,return-value]
+
+
+async def test_operations_on_a_closing_or_closed_database_fail_with_database_unavailable() -> None:
+    outcome: list[BaseException] = []
+
+    async def sleeping(db: Database) -> None:
+        try:
+            await db.fetchval("SELECT pg_sleep(30)", where="sleeping")
+        except DatabaseUnavailable as exc:
+            outcome.append(exc)
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as callers, fresh_database() as db:
+            callers.start_soon(sleeping, db)
+            while not await db.fetchval(  # noqa: ASYNC110  # the server is polled
+                "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep%'"
+            ):
+                await trio.sleep(0.01)
+
+    # In flight when it closed, then started after it closed: neither hangs, neither leaks
+    # an asyncio error.
+    assert [str(exc) for exc in outcome] == [
+        "sleeping: the database closed while this was on its way"
+    ]
+    with pytest.raises(DatabaseUnavailable, match=r"^reading: the database is closed$"):
+        await db.fetchval("SELECT 1", where="reading", idempotent=True)
