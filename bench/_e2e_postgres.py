@@ -50,6 +50,7 @@ async def run_one_process(url: str, args: argparse.Namespace) -> dict[str, Any]:
             database=url,
             worker_concurrency=args.concurrency,
             pool_size=args.pool_size,
+            durability=args.durability,
         ) as engine,
     ):
         meter = Meter(
@@ -77,6 +78,7 @@ async def run_processes(url: str, args: argparse.Namespace) -> dict[str, Any]:
         for name, deps in SHAPES.items():
             (folder / f"{name}.yaml").write_text(template_yaml(name, deps))
         common = ["--database", url, "--pool-size", str(args.pool_size)]
+        common += ["--durability", args.durability]
         children = [
             Child(f"serve{i}", ["serve", *common, "--templates", str(folder)], workdir, args)
             for i in range(args.orchestrators)

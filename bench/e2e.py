@@ -29,6 +29,7 @@ Usage:
     python bench/e2e.py [--runs 50] [--tasks 500] [--sync-handlers]
     python bench/e2e.py --backend postgres --database postgresql://postgres@127.0.0.1/postgres
         [--mode both|one|multi] [--workers 1] [--orchestrators 1] [--pool-size 10]
+        [--durability full|outcomes]
 """
 
 from __future__ import annotations
@@ -72,6 +73,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         report["targets"] = {"one_process": targets(one, "memory")}
         return report
     report["pool_size"] = args.pool_size
+    report["durability"] = args.durability
     report["postgres"] = await _admin(args.database, "SHOW server_version")
     report["targets"] = {}
     if args.mode in ("both", "one"):
@@ -108,6 +110,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="tasks submitted at once in the throughput workload (one process; default 8)",
     )
     parser.add_argument("--pool-size", type=int, default=10)
+    parser.add_argument(
+        "--durability",
+        choices=["full", "outcomes"],
+        default="full",
+        help="postgres: the engines' durability (default full: every commit waits for the disk)",
+    )
     parser.add_argument("--workers", type=int, default=1, help="worker processes (multi)")
     parser.add_argument("--orchestrators", type=int, default=1, help="serve processes (multi)")
     parser.add_argument(

@@ -42,6 +42,7 @@ from tasker_trio.messaging.pgmq import PgmqBroker
 from tasker_trio.messaging.protocol import Broker
 from tasker_trio.store.memory import MemoryStore
 from tasker_trio.store.postgres import PostgresStore
+from tasker_trio.store.postgres.store import DURABILITY_MODES
 from tasker_trio.store.postgres.templates import (
     load_registry,
     register_templates,
@@ -93,19 +94,26 @@ async def open_backend(
     poll_interval: float = 1.0,
     migrate_schema: bool = False,
     processor_id: str | None = None,
+    durability: str = "full",
 ) -> AsyncIterator[Backend]:
     """Open the backend ``database`` names: None for memory, a URL or an open `Database`.
 
     An open `Database` is used as it is and left open (its owner closes it);
     ``database_guard``, ``pool_size``, ``wakeups`` (``hybrid``, ``event`` or ``poll``) and
-    ``poll_interval`` apply only when this opens the database from a URL.
+    ``poll_interval`` apply only when this opens the database from a URL; ``durability``
+    (``full`` or ``outcomes``, `tasker_trio.store.postgres.store`) to PostgreSQL only.
 
     Raises:
         ConfigurationError: a clock for the memory backend other than Trio's; a pool size
-            below 1; an unknown wake-up mode; a schema older (or newer) than this code.
+            below 1; an unknown wake-up mode or durability; a schema older (or newer) than
+            this code.
         DatabaseUnavailable: the server cannot be reached, refuses the credentials, or has
             no such database (the message says which).
     """
+    if durability not in DURABILITY_MODES:
+        raise ConfigurationError(
+            f"unknown durability {durability!r}: use one of {', '.join(DURABILITY_MODES)}"
+        )
     if database is None:
         if clock is not None and clock is not trio.current_time:
             raise ConfigurationError(
@@ -123,7 +131,7 @@ async def open_backend(
             f"unknown wake-up mode {wakeups!r}: use one of {', '.join(WAKEUP_MODES)}"
         )
     if isinstance(database, Database):
-        yield await _postgres(database, clock, migrate_schema, processor_id)
+        yield await _postgres(database, clock, migrate_schema, processor_id, durability)
         return
     opened = False
     try:
@@ -135,7 +143,7 @@ async def open_backend(
             guard=database_guard,
         ) as db:
             opened = True
-            yield await _postgres(db, clock, migrate_schema, processor_id)
+            yield await _postgres(db, clock, migrate_schema, processor_id, durability)
     except DatabaseUnavailable as exc:
         if opened:  # lost later, not refused at the door: the message stands as it is
             raise
@@ -143,7 +151,11 @@ async def open_backend(
 
 
 async def _postgres(
-    db: Database, clock: Clock | None, migrate_schema: bool, processor_id: str | None
+    db: Database,
+    clock: Clock | None,
+    migrate_schema: bool,
+    processor_id: str | None,
+    durability: str,
 ) -> Backend:
     if migrate_schema:
         await migrate(db)
@@ -152,7 +164,9 @@ async def _postgres(
     signals = Signals()  # one set, so the broker's waiters hear the store's sends
     return Backend(
         name="postgres",
-        store=PostgresStore(db, signals=signals, clock=now, processor_id=processor_id),
+        store=PostgresStore(
+            db, signals=signals, clock=now, processor_id=processor_id, durability=durability
+        ),
         broker=PgmqBroker(db, signals=signals, clock=now),
         database=db,
     )

@@ -9,6 +9,7 @@ environment variable, else its default:
 | ``pool_size`` | ``TASKER_POOL_SIZE`` | 10 |
 | ``wakeups`` | ``TASKER_WAKEUPS`` | ``hybrid`` (``event``, ``poll``) |
 | ``poll_interval`` | ``TASKER_POLL_INTERVAL`` | 1.0 s |
+| ``durability`` | ``TASKER_DURABILITY`` | ``full`` (``outcomes``) |
 | ``worker_concurrency`` | ``TASKER_WORKER_CONCURRENCY`` | 8 |
 | ``visibility_timeout`` | ``TASKER_VISIBILITY_TIMEOUT`` | 30.0 s |
 | ``namespaces`` | ``TASKER_NAMESPACES`` (comma-separated) | every template's |
@@ -29,6 +30,7 @@ import attrs
 from tasker_trio.backend import WAKEUP_MODES
 from tasker_trio.db.opening import redact
 from tasker_trio.errors import ConfigurationError
+from tasker_trio.store.postgres.store import DURABILITY_MODES
 
 T = TypeVar("T")
 
@@ -68,6 +70,7 @@ class Settings:
     pool_size: int = 10
     wakeups: str = "hybrid"
     poll_interval: float = 1.0
+    durability: str = "full"
     worker_concurrency: int = 8
     visibility_timeout: float = 30.0
     namespaces: tuple[str, ...] = ()
@@ -91,11 +94,18 @@ class Settings:
                 1, pick("pool_size", "--pool-size", "TASKER_POOL_SIZE", int, 10), pick.last
             ),
             wakeups=_one_of(
-                pick("wakeups", "--wakeups", "TASKER_WAKEUPS", str, "hybrid"), pick.last
+                pick("wakeups", "--wakeups", "TASKER_WAKEUPS", str, "hybrid"),
+                pick.last,
+                WAKEUP_MODES,
             ),
             poll_interval=_positive(
                 pick("poll_interval", "--poll-interval", "TASKER_POLL_INTERVAL", float, 1.0),
                 pick.last,
+            ),
+            durability=_one_of(
+                pick("durability", "--durability", "TASKER_DURABILITY", str, "full"),
+                pick.last,
+                DURABILITY_MODES,
             ),
             worker_concurrency=_at_least(
                 1,
@@ -122,6 +132,7 @@ class Settings:
             "pool_size": self.pool_size,
             "wakeups": self.wakeups,
             "poll_interval": self.poll_interval,
+            "durability": self.durability,
             "worker_concurrency": self.worker_concurrency,
             "visibility_timeout": self.visibility_timeout,
         }
@@ -171,7 +182,7 @@ def _positive(value: float, source: str) -> float:
     return value
 
 
-def _one_of(value: str, source: str) -> str:
-    if value not in WAKEUP_MODES:
-        raise ConfigurationError(f"{source}: {value!r} is not one of {', '.join(WAKEUP_MODES)}")
+def _one_of(value: str, source: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigurationError(f"{source}: {value!r} is not one of {', '.join(choices)}")
     return value

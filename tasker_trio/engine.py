@@ -113,6 +113,7 @@ async def open_engine(
     wakeups: str = "hybrid",
     migrate: bool = False,
     handoffs: bool = True,
+    durability: str = "full",
 ) -> AsyncIterator[Engine]:
     """Open an engine: orchestration and workers (either may be left out).
 
@@ -153,6 +154,13 @@ async def open_engine(
             steps and results between them directly (`SupportsHandoff`; each is still
             committed first); ``False`` makes them go through the queues like separate
             processes do.
+        durability: on PostgreSQL, ``full`` (the default): every commit waits for the
+            write-ahead log to reach the disk; ``outcomes``: only a task's creation, its
+            end (finished, or blocked with a dead letter) and operators' actions wait, and
+            its progress in between (results recorded, next steps claimed, retries woken)
+            does not — a crash of the *server* may then lose its last moments of progress,
+            which is done again (handlers may run again), never an outcome a client was
+            told (`docs/backends.md`, "Durability").
 
     Raises:
         ConfigurationError: a setting is unusable, or the database schema is not current
@@ -184,6 +192,7 @@ async def open_engine(
                 poll_interval=poll_interval,
                 migrate_schema=migrate,
                 processor_id=processor_id,
+                durability=durability,
             )
         )
         if backend.database is not None:

@@ -23,6 +23,16 @@ def test_arguments_win_over_the_environment() -> None:
     assert settings.namespaces == ("a", "b")
 
 
+def test_durability_reaches_the_engine_options() -> None:
+    assert Settings.load({}, {}).engine_options()["durability"] == "full"
+    relaxed = Settings.load({}, {"TASKER_DURABILITY": "outcomes"})
+    assert relaxed.engine_options()["durability"] == "outcomes"
+    assert (
+        Settings.load({"durability": "full"}, {"TASKER_DURABILITY": "outcomes"}).durability
+        == "full"
+    )
+
+
 @pytest.mark.parametrize(
     ("arguments", "environ", "says"),
     [
@@ -34,6 +44,11 @@ def test_arguments_win_over_the_environment() -> None:
         ({"pool_size": 0}, {}, "--pool-size must be at least 1"),
         ({"wakeups": "sometimes"}, {}, "is not one of hybrid, event, poll"),
         ({"poll_interval": 0.0}, {}, "--poll-interval must be a positive number"),
+        (
+            {},
+            {"TASKER_DURABILITY": "none"},
+            "TASKER_DURABILITY: 'none' is not one of full, outcomes",
+        ),
     ],
 )
 def test_bad_values_name_their_source(

@@ -77,6 +77,13 @@ def add_engine_arguments(parser: argparse.ArgumentParser, *, workers: bool) -> N
         "the default), LISTEN/NOTIFY only (event), or polling only (poll)",
     )
     parser.add_argument(
+        "--durability",
+        default=None,
+        choices=("full", "outcomes"),
+        help="PostgreSQL: every commit waits for the disk (full, the default), or only a "
+        "task's creation and end do (outcomes: a server crash may redo the last steps)",
+    )
+    parser.add_argument(
         "--poll-interval",
         type=float,
         default=None,

@@ -85,7 +85,12 @@ class MemoryStore(MemoryWorkerSide):
         return self._tasks[task.task_uuid], True
 
     async def apply(
-        self, task_uuid: str, planner: Planner, *, consumed: Sequence[MessageRef] = ()
+        self,
+        task_uuid: str,
+        planner: Planner,
+        *,
+        consumed: Sequence[MessageRef] = (),
+        durable: bool = True,  # nothing here outlives the process anyway
     ) -> tuple[Plan, TaskView]:
         """Run ``planner`` on the current view, apply its plan and delete ``consumed``."""
         plan = planner(self._view(task_uuid), self.now())

@@ -127,13 +127,20 @@ class Store(Protocol):
         ...
 
     async def apply(
-        self, task_uuid: str, planner: Planner, *, consumed: Sequence[MessageRef] = ()
+        self,
+        task_uuid: str,
+        planner: Planner,
+        *,
+        consumed: Sequence[MessageRef] = (),
+        durable: bool = True,
     ) -> tuple[Plan, TaskView]:
         """Run ``planner`` on the task's current view under its lock and apply the plan.
 
         ``consumed`` are the queue messages the plan processes (e.g. step result notices):
         they are deleted in the same atomic operation — also when the plan changes nothing
         (a duplicate) — and not at all when the planner raises or the task is unknown.
+        ``durable=False`` marks a plan that only moves its task along, which a store may
+        commit without waiting for the disk (PostgreSQL with ``durability="outcomes"``).
 
         Returns the plan applied and the view after it. Raises `TaskNotFound`.
         """

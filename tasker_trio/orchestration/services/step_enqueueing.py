@@ -51,6 +51,6 @@ class StepEnqueueingService:
 
     async def call(self, task_uuid: str) -> list[str]:
         """Wake ``task_uuid`` if due; return the names of the steps enqueued."""
-        plan, _ = await self.store.apply(task_uuid, plan_retry_wakeup)
+        plan, _ = await self.store.apply(task_uuid, plan_retry_wakeup, durable=False)
         enqueued: list[str] = list(plan.outcome.get("enqueued", []))
         return enqueued

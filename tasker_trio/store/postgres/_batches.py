@@ -24,6 +24,10 @@ nothing else waits, also sends the notifications it announces (migration 0016), 
 the publisher's transaction after it — one round trip less on the path from one process
 to the next; under load the publisher sends them, beside the next batch.
 
+A batch whose plans all may commit without waiting for the WAL flush (``relaxed``: the
+store's ``durability="outcomes"``) sets ``synchronous_commit`` off for its own transaction;
+one plan that may not makes the whole batch wait, as its commit carries all of them.
+
 A batch the server refuses as a whole (an error in one of its plans) is sent again plan by
 plan, so that the error reaches that plan's caller alone. A batch whose round trip failed
 or was cancelled, or that a deadlock rolled back, goes again, first, on the same pump once
@@ -56,6 +60,9 @@ from tasker_trio.db.signals import channel_of
 from tasker_trio.models.codec import dumps_compact
 from tasker_trio.store.postgres import _sql as sql
 
+RELAXED_LABEL = " (not waiting for the disk)"
+"""Added to the round trip's label (`Database.crossed`) of a batch committed relaxed."""
+
 
 @attrs.define(eq=False)
 class _Plan:
@@ -64,6 +71,7 @@ class _Plan:
     encoded: str
     where: str
     announce: tuple[str, ...] = ()
+    relaxed: bool = False
     alone: bool = False
     abandoned: bool = False
     wake: trio.Event = attrs.field(factory=trio.Event)
@@ -99,9 +107,16 @@ class PlanWriter:
         self._pump_owner: object | None = None
         self.batches = 0
         self.plans = 0
+        self.relaxed_batches = 0
 
     async def write(
-        self, kind: str, payload: dict[str, Any], *, where: str, announce: Sequence[str] = ()
+        self,
+        kind: str,
+        payload: dict[str, Any],
+        *,
+        where: str,
+        announce: Sequence[str] = (),
+        relaxed: bool = False,
     ) -> dict[str, Any]:
         """Apply one plan; the answer of the function that applies it.
 
@@ -119,6 +134,9 @@ class PlanWriter:
         answer says False, and the process's publisher announces them, in a transaction
         beside the next batch (the batches are what limits throughput).
 
+        ``relaxed``: the plan's commit need not wait for the WAL to reach the disk
+        (``durability="outcomes"``); a batch commits so only when all its plans may.
+
         Raises:
             DatabaseError: the server refused this plan, or the database stayed
                 unavailable (`DatabaseUnavailable`, also when it closed meanwhile).
@@ -132,6 +150,7 @@ class PlanWriter:
             encoded=encoded,
             where=where,
             announce=tuple(announce),
+            relaxed=relaxed,
         )
         self._waiting.append(plan)
         try:
@@ -231,15 +250,16 @@ class PlanWriter:
         # to the publisher, whose transaction runs beside the next batch rather than in it.
         keys = list(ordered[0].announce) if len(batch) == 1 and not self._waiting else []
         label = _batch_label(batch)
+        relaxed = all(plan.relaxed for plan in batch)
         started = time.perf_counter()
         try:
             if keys:
                 channels, payloads = zip(*(channel_of(key) for key in keys), strict=True)
-                answers = await conn.fetchval(
-                    sql.APPLY_MANY_NOTIFYING, items, list(channels), list(payloads)
-                )
+                statement = sql.APPLY_MANY_NOTIFYING + (sql.RELAXED if relaxed else "")
+                answers = await conn.fetchval(statement, items, list(channels), list(payloads))
             else:
-                answers = await conn.fetchval(sql.APPLY_MANY, items)
+                statement = sql.APPLY_MANY + (sql.RELAXED if relaxed else "")
+                answers = await conn.fetchval(statement, items)
         except TRANSLATED as exc:
             self.db.crossed(label, time.perf_counter() - started)
             error = translate(exc, where=label)
@@ -253,9 +273,10 @@ class PlanWriter:
             else:
                 batch[0].settle(error=error)
             return
-        self.db.crossed(label, time.perf_counter() - started)
+        self.db.crossed(label + (RELAXED_LABEL if relaxed else ""), time.perf_counter() - started)
         self.batches += 1
         self.plans += len(batch)
+        self.relaxed_batches += relaxed
         for plan, answer in zip(ordered, answers, strict=True):
             answer["announced"] = bool(keys)
             plan.settle(answer=answer)

@@ -45,6 +45,7 @@ class PostgresRecords:
     _pending: PendingRecords
     _claimed_steps: OrderedDict[str, WorkflowStep]
     _writer: PlanWriter
+    durability: str
 
     def now(self) -> float:  # provided by PostgresStore
         raise NotImplementedError
@@ -145,8 +146,14 @@ class PostgresRecords:
         # A notice sent visible (not held for this process's own result processing) is
         # announced to other processes (`PlanWriter.write`).
         announce = [queue_key(result_queue)] if local is None else []
+        # A result alone never ends its task: with durability="outcomes" it need not wait
+        # for the disk (lost in a crash of the server, its step runs again).
         outcome = await self._writer.write(
-            "result", payload, where="recording a step result", announce=announce
+            "result",
+            payload,
+            where="recording a step result",
+            announce=announce,
+            relaxed=self.durability == "outcomes",
         )
         handed = False
         if outcome["accepted"] and local is not None and "msg_id" in outcome:

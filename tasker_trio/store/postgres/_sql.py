@@ -12,6 +12,9 @@ VIEW = "SELECT tasker.task_view($1)"
 # The batch comes as JSON text its plans' callers encoded (`PlanWriter`).
 APPLY_MANY = "SELECT tasker.apply_many($1::text::jsonb)"
 APPLY_MANY_NOTIFYING = "SELECT tasker.apply_many($1::text::jsonb, $2::text[], $3::text[])"
+# The same, committed without waiting for the WAL flush (durability="outcomes"): the setting
+# is local to the statement's own transaction.
+RELAXED = ", set_config('synchronous_commit', 'off', true)"
 DELETE_CONSUMED = """
 SELECT tasker.q_delete(c.value->>'queue', (c.value->>'msg_id')::bigint)
 FROM jsonb_array_elements($1::jsonb) c

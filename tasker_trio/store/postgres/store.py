@@ -17,6 +17,16 @@ private sibling: the reads (`_queries`), the worker side's claims and leases (`_
 its result records (`_records`), and what a plan's write carries and what its commit
 settles — payload, wake-ups, answers, local claims (`_commit`).
 
+Durability: every commit waits for the WAL to reach the disk, unless the store runs with
+``durability="outcomes"``: then the plans that only move a task along (a result recorded,
+the next steps claimed — `apply` with ``durable=False`` — and a worker's result records)
+commit without waiting, while a task's creation, its end (finished, or blocked with a dead
+letter) and everything else still wait. PostgreSQL keeps a prefix of its commits through a
+crash, so a crash of the server may lose the last moments of a task's progress, which is
+then done again (the steps' messages reappear after their visibility timeout, as after a
+worker's crash), and never what a client was told: a waited-for commit carries every
+earlier one to the disk with it.
+
 Times come from ``clock`` (wall-clock seconds by default) and reach SQL as parameters: no
 statement decides a lease, a visibility or a backoff with the server's ``now()``, so tests
 can drive the store with a mock clock.
@@ -49,6 +59,7 @@ from tasker_trio.models import (
     Task,
     WorkflowStep,
 )
+from tasker_trio.state_machine import TaskState
 from tasker_trio.store.plan import Plan, TaskView
 from tasker_trio.store.postgres import _sql as sql
 from tasker_trio.store.postgres._batches import PlanWriter
@@ -71,6 +82,9 @@ from tasker_trio.store.protocol import (
     Planner,
 )
 
+DURABILITY_MODES = ("full", "outcomes")
+"""``full``: every commit waits for the disk; ``outcomes``: see the module docstring."""
+
 APPLY_ATTEMPTS = 50
 """How many times `apply` re-plans when concurrent changes keep landing first."""
 
@@ -90,8 +104,14 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide, PlanCommits):
         signals: Signals | None = None,
         clock: Callable[[], float] = time.time,
         processor_id: str | None = None,
+        durability: str = "full",
     ) -> None:
+        if durability not in DURABILITY_MODES:
+            raise ValueError(
+                f"unknown durability {durability!r}: use one of {', '.join(DURABILITY_MODES)}"
+            )
         self.db = db
+        self.durability = durability
         self.signals = signals or db.signals
         db.attach(self.signals)  # other processes' task changes wake these waiters too
         self.clock = clock
@@ -172,7 +192,12 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide, PlanCommits):
         return existing, created
 
     async def apply(
-        self, task_uuid: str, planner: Planner, *, consumed: Sequence[MessageRef] = ()
+        self,
+        task_uuid: str,
+        planner: Planner,
+        *,
+        consumed: Sequence[MessageRef] = (),
+        durable: bool = True,
     ) -> tuple[Plan, TaskView]:
         """Run ``planner`` on the current view and apply its plan (re-planned on a race).
 
@@ -221,6 +246,7 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide, PlanCommits):
                         payload,
                         where="applying a plan",
                         announce=wakes,
+                        relaxed=not durable and self._relaxes(plan, after),
                     )
                     for ref in answer_records(records, outcome.get("records", [])):
                         refs.append({"queue": ref.queue, "msg_id": ref.msg_id})
@@ -250,6 +276,17 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide, PlanCommits):
                 if not record.done.is_set():
                     record.answer(None)  # its worker records it the usual way
         raise DatabaseConflict(f"task {task_uuid} kept changing; gave up after {APPLY_ATTEMPTS}")
+
+    def _relaxes(self, plan: Plan, after: TaskView) -> bool:
+        """Whether a plan that only moves its task along may commit without waiting for the
+        disk: with ``durability="outcomes"``, unless it ends the task or dead-letters it."""
+        state = after.task.state
+        return (
+            self.durability == "outcomes"
+            and not state.is_terminal
+            and state != TaskState.BLOCKED_BY_FAILURES
+            and plan.dead_letter is None
+        )
 
     async def _view_for(
         self,

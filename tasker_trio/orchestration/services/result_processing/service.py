@@ -109,6 +109,7 @@ class ResultProcessingService:
                     task_uuid,
                     plan_results(notices, rng=self.rng, reject_unknown=True),
                     consumed=consumed,
+                    durable=False,  # progress: a store may relax its commit (not an end)
                 )
                 return dict(plan.outcome)
             except UnknownSteps as exc:
@@ -118,6 +119,6 @@ class ResultProcessingService:
                     if notice.step_uuid not in exc.step_uuids
                 ]
         plan, _ = await self.store.apply(
-            task_uuid, plan_results(notices, rng=self.rng), consumed=consumed
+            task_uuid, plan_results(notices, rng=self.rng), consumed=consumed, durable=False
         )
         return dict(plan.outcome)
