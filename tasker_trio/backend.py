@@ -41,8 +41,7 @@ from tasker_trio.messaging.memory import MemoryQueues
 from tasker_trio.messaging.pgmq import PgmqBroker
 from tasker_trio.messaging.protocol import Broker
 from tasker_trio.store.memory import MemoryStore
-from tasker_trio.store.postgres import PostgresStore
-from tasker_trio.store.postgres.store import DURABILITY_MODES
+from tasker_trio.store.postgres import DURABILITY_MODES, PostgresStore
 from tasker_trio.store.postgres.templates import (
     load_registry,
     register_templates,

@@ -30,7 +30,7 @@ import attrs
 from tasker_trio.backend import WAKEUP_MODES
 from tasker_trio.db.opening import redact
 from tasker_trio.errors import ConfigurationError
-from tasker_trio.store.postgres.store import DURABILITY_MODES
+from tasker_trio.store.postgres import DURABILITY_MODES
 
 T = TypeVar("T")
 

@@ -13,6 +13,8 @@ one sitting). Nothing here makes a round trip.
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -109,6 +111,11 @@ class PlanCommits:
             handed.append(QueuedClaim(message=message, outcome=ClaimOutcome(claimed=claimed)))
         reservation.release(len(handed))
         reservation.worker.deliver(handed)
+
+
+def default_processor_id() -> str:
+    """``host:pid``: which process made a change, in the audit trail."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def was_announced(outcome: dict[str, Any]) -> bool:

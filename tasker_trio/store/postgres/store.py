@@ -15,17 +15,8 @@ tasks written while others are on their way share their round trip and transacti
 This module creates tasks and applies plans; `PostgresStore` mixes in the rest, one job to a
 private sibling: the reads (`_queries`), the worker side's claims and leases (`_worker`) and
 its result records (`_records`), and what a plan's write carries and what its commit
-settles — payload, wake-ups, answers, local claims (`_commit`).
-
-Durability: every commit waits for the WAL to reach the disk, unless the store runs with
-``durability="outcomes"``: then the plans that only move a task along (a result recorded,
-the next steps claimed — `apply` with ``durable=False`` — and a worker's result records)
-commit without waiting, while a task's creation, its end (finished, or blocked with a dead
-letter) and everything else still wait. PostgreSQL keeps a prefix of its commits through a
-crash, so a crash of the server may lose the last moments of a task's progress, which is
-then done again (the steps' messages reappear after their visibility timeout, as after a
-worker's crash), and never what a client was told: a waited-for commit carries every
-earlier one to the disk with it.
+settles — payload, wake-ups, answers, local claims (`_commit`), and which commits may skip
+waiting for the disk (`_durability`: a task's progress, with ``durability="outcomes"``).
 
 Times come from ``clock`` (wall-clock seconds by default) and reach SQL as parameters: no
 statement decides a lease, a visibility or a backoff with the server's ``now()``, so tests
@@ -42,8 +33,6 @@ commit), ``apply`` by the task version (a second run re-plans on the fresh view)
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
@@ -59,16 +48,17 @@ from tasker_trio.models import (
     Task,
     WorkflowStep,
 )
-from tasker_trio.state_machine import TaskState
 from tasker_trio.store.plan import Plan, TaskView
 from tasker_trio.store.postgres import _sql as sql
 from tasker_trio.store.postgres._batches import PlanWriter
 from tasker_trio.store.postgres._commit import (
     PlanCommits,
     answer_records,
+    default_processor_id,
     wake_keys,
     was_announced,
 )
+from tasker_trio.store.postgres._durability import check_durability, relaxes
 from tasker_trio.store.postgres._fused import PendingRecords
 from tasker_trio.store.postgres._handoff import Handoffs
 from tasker_trio.store.postgres._plans import plan_effects, view_after, view_from_row
@@ -82,16 +72,8 @@ from tasker_trio.store.protocol import (
     Planner,
 )
 
-DURABILITY_MODES = ("full", "outcomes")
-"""``full``: every commit waits for the disk; ``outcomes``: see the module docstring."""
-
 APPLY_ATTEMPTS = 50
 """How many times `apply` re-plans when concurrent changes keep landing first."""
-
-
-def default_processor_id() -> str:
-    """``host:pid``: which process made a change, in the audit trail."""
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 class PostgresStore(PostgresQueries, PostgresWorkerSide, PlanCommits):
@@ -106,12 +88,8 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide, PlanCommits):
         processor_id: str | None = None,
         durability: str = "full",
     ) -> None:
-        if durability not in DURABILITY_MODES:
-            raise ValueError(
-                f"unknown durability {durability!r}: use one of {', '.join(DURABILITY_MODES)}"
-            )
         self.db = db
-        self.durability = durability
+        self.durability = check_durability(durability)
         self.signals = signals or db.signals
         db.attach(self.signals)  # other processes' task changes wake these waiters too
         self.clock = clock
@@ -246,7 +224,7 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide, PlanCommits):
                         payload,
                         where="applying a plan",
                         announce=wakes,
-                        relaxed=not durable and self._relaxes(plan, after),
+                        relaxed=not durable and relaxes(self.durability, plan, after),
                     )
                     for ref in answer_records(records, outcome.get("records", [])):
                         refs.append({"queue": ref.queue, "msg_id": ref.msg_id})
@@ -276,17 +254,6 @@ class PostgresStore(PostgresQueries, PostgresWorkerSide, PlanCommits):
                 if not record.done.is_set():
                     record.answer(None)  # its worker records it the usual way
         raise DatabaseConflict(f"task {task_uuid} kept changing; gave up after {APPLY_ATTEMPTS}")
-
-    def _relaxes(self, plan: Plan, after: TaskView) -> bool:
-        """Whether a plan that only moves its task along may commit without waiting for the
-        disk: with ``durability="outcomes"``, unless it ends the task or dead-letters it."""
-        state = after.task.state
-        return (
-            self.durability == "outcomes"
-            and not state.is_terminal
-            and state != TaskState.BLOCKED_BY_FAILURES
-            and plan.dead_letter is None
-        )
 
     async def _view_for(
         self,
