@@ -59,6 +59,42 @@ def _missing_task_plan(n: int) -> dict[str, Any]:
     }
 
 
+TASKS_LOCKED = (
+    "SELECT count(*) FROM pg_locks WHERE relation = 'tasker.tasks'::regclass"
+    " AND mode = 'AccessExclusiveLock' AND granted"
+)
+PLAN_WAITS_FOR_THE_LOCK = (
+    "SELECT count(*) FROM pg_stat_activity"
+    " WHERE wait_event_type = 'Lock' AND query LIKE '%apply_many%'"
+)
+
+
+async def _until(db: Database, query: str) -> None:
+    while not await db.fetchval(query):  # noqa: ASYNC110  # the server is polled
+        await trio.sleep(0.01)
+
+
+async def _lock_tasks(conn: Connection) -> None:
+    await conn.execute("BEGIN; LOCK TABLE tasker.tasks IN ACCESS EXCLUSIVE MODE")
+    await asyncio.sleep(60)  # until cancelled, or the database closes and cuts it
+
+
+async def _lock_the_tasks(nursery: trio.Nursery, db: Database) -> trio.CancelScope:
+    """Lock ``tasker.tasks`` from another connection of ``db`` until the scope returned is
+    cancelled (or the database closes): a plan sent meanwhile waits on the server, on its
+    way for as long as the test needs. (A round trip in flight looks blocked to
+    `wait_all_tasks_blocked` too, but under load it may be over by then.)"""
+    held = trio.CancelScope()
+
+    async def hold() -> None:
+        with held, contextlib.suppress(DatabaseUnavailable):
+            await db.run(_lock_tasks, where="locking the tasks")
+
+    nursery.start_soon(hold)
+    await _until(db, TASKS_LOCKED)
+    return held
+
+
 async def test_tasks_created_at_once_are_written_in_fewer_round_trips(
     crossings: tuple[Database, list[str]],
 ) -> None:
@@ -133,11 +169,13 @@ async def test_a_caller_cancelled_while_its_plan_waits_takes_the_plan_back(
             await writer.write("claim", _missing_task_plan(2), where="2nd")
 
     async with trio.open_nursery() as nursery:
+        lock = await _lock_the_tasks(nursery, db)
         nursery.start_soon(send_first)
-        await trio.testing.wait_all_tasks_blocked()  # the first plan is on its way
+        await _until(db, PLAN_WAITS_FOR_THE_LOCK)  # the first plan is on its way
         nursery.start_soon(send_second)
         await trio.testing.wait_all_tasks_blocked()  # the second waits for it
         second.cancel()
+        lock.cancel()
 
     await writer.write("claim", _missing_task_plan(3), where="third")
 
@@ -241,11 +279,13 @@ async def test_a_caller_cancelled_while_its_plan_is_out_leaves_the_others_theirs
 
     with trio.fail_after(10):  # a plan nobody sends would wait for good
         async with trio.open_nursery() as nursery:
+            lock = await _lock_the_tasks(nursery, db)
             nursery.start_soon(send_first)
-            await trio.testing.wait_all_tasks_blocked()  # the first plan is on its way
+            await _until(db, PLAN_WAITS_FOR_THE_LOCK)  # the first plan is on its way
             nursery.start_soon(send_second)
             await trio.testing.wait_all_tasks_blocked()  # the second waits for it
             first.cancel()
+            lock.cancel()
 
     assert answers == [{"applied": None, "claims": [], "announced": False}]
     assert seen[-1] == "second"  # sent alone, after the first's cancelled round trip
@@ -260,33 +300,14 @@ async def test_plans_still_waiting_when_the_database_closes_fail_with_a_clear_er
         except DatabaseError as exc:
             outcomes[n] = exc
 
-    async def lock_tasks(conn: Connection) -> None:
-        await conn.execute("BEGIN; LOCK TABLE tasker.tasks IN ACCESS EXCLUSIVE MODE")
-        await asyncio.sleep(60)  # until the database closes and cuts this connection
-
-    async def hold_lock(db: Database) -> None:
-        with contextlib.suppress(DatabaseUnavailable):
-            await db.run(lock_tasks, where="locking the tasks")
-
-    async def waiting(query: str) -> None:
-        while not await db.fetchval(query):  # noqa: ASYNC110  # the server is polled
-            await trio.sleep(0.01)
-
     # Plan 1 waits on the server for a lock that another connection holds, so it is still
     # on its way, with plans 2 and 3 waiting behind it, when the database closes.
     with trio.fail_after(20):  # none is left waiting for good
         async with trio.open_nursery() as callers, fresh_database() as db:
-            callers.start_soon(hold_lock, db)
-            await waiting(
-                "SELECT count(*) FROM pg_locks WHERE relation = 'tasker.tasks'::regclass"
-                " AND mode = 'AccessExclusiveLock' AND granted"
-            )
+            await _lock_the_tasks(callers, db)  # held until the database closes
             writer = PlanWriter(db)
             callers.start_soon(send, writer, 1)
-            await waiting(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE wait_event_type = 'Lock' AND query LIKE '%apply_many%'"
-            )
+            await _until(db, PLAN_WAITS_FOR_THE_LOCK)
             for n in (2, 3):
                 callers.start_soon(send, writer, n)
             await trio.testing.wait_all_tasks_blocked()  # 2 and 3 wait for plan 1
