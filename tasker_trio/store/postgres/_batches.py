@@ -17,9 +17,11 @@ finds no pump running runs one itself, until its own answer is back, so a lone p
 at once, in one crossing; plans still waiting then are left to a pump that runs in the
 database's own nursery (`Database.start_soon`) until none waits.
 
-A batch is one call of ``tasker.apply_many`` (migration 0011), which applies its plans one
-after another, in task order, in one transaction: each answers as it would alone, refused
-or applied, and two batches lock their tasks in the same order. A plan sent alone, when
+A batch is one call of ``tasker.apply_many`` (migrations 0011, 0022), which applies its
+plans in one transaction, its tasks locked in task order so that two batches lock them in
+the same order: the plans that can be written together first, one statement per table for
+them all (``tasker.apply_set``), then the others one after another; each answers as it
+would alone, refused or applied. A plan sent alone, when
 nothing else waits, also sends the notifications it announces (migration 0016), sparing
 the publisher's transaction after it — one round trip less on the path from one process
 to the next; under load the publisher sends them, beside the next batch.
