@@ -122,11 +122,12 @@ async def test_the_audit_marks_one_most_recent_record_per_entity(database: Datab
     assert caught.value.sqlstate == "23505"  # unique_violation, translated at the bridge
 
 
-async def test_deleting_a_task_deletes_its_steps_audit_trail_and_results(
+async def test_deleting_a_task_deletes_its_steps_edges_audit_trail_and_results(
     database: Database,
 ) -> None:
-    # No foreign keys check the audit logs' and results' entities since migration 0020; the
-    # statement triggers keep what ON DELETE CASCADE did.
+    # No foreign keys check the audit logs' and results' entities since migration 0020, nor
+    # the steps' and edges' since 0023; the statement triggers keep what ON DELETE CASCADE
+    # did.
     setup = """
     INSERT INTO tasker.tasks (task_uuid, identity_hash, namespace, name, state, created_at,
                               updated_at, data)
@@ -134,7 +135,12 @@ async def test_deleting_a_task_deletes_its_steps_audit_trail_and_results(
            ('t2', 'h2', 'ns', 'n', 'pending', 0, 0, '{}');
     INSERT INTO tasker.steps (step_uuid, task_uuid, position, name, state, data)
     VALUES ('s1a', 't1', 0, 'a', 'pending', '{}'), ('s1b', 't1', 1, 'b', 'pending', '{}'),
-           ('s2a', 't2', 0, 'a', 'pending', '{}');
+           ('s2a', 't2', 0, 'a', 'pending', '{}'), ('s2b', 't2', 1, 'b', 'pending', '{}'),
+           ('s2c', 't2', 2, 'c', 'pending', '{}');
+    INSERT INTO tasker.edges (task_uuid, position, from_step_uuid, to_step_uuid, name)
+    VALUES ('t1', 0, 's1a', 's1b', 'provides'), ('t2', 0, 's2a', 's2b', 'provides'),
+           ('t2', 1, 's2b', 's2c', 'provides');
+    INSERT INTO tasker.dead_letters (task_uuid, reason, created_at) VALUES ('t1', 'r', 0);
     SELECT tasker.append_task_transition(t, 'pending', 'initializing', 'a', 0, 'p', NULL)
     FROM unnest(ARRAY['t1', 't2']) t;
     SELECT tasker.append_step_transition(s, 'pending', 'enqueued', 'e', 0, 'p', NULL)
@@ -152,11 +158,20 @@ async def test_deleting_a_task_deletes_its_steps_audit_trail_and_results(
 
     left = await database.fetchrow(
         "SELECT (SELECT array_agg(task_uuid) FROM tasker.task_transitions) AS tasks,"
-        " (SELECT array_agg(step_uuid) FROM tasker.steps) AS steps,"
+        " (SELECT array_agg(step_uuid ORDER BY step_uuid) FROM tasker.steps) AS steps,"
+        " (SELECT array_agg(from_step_uuid || '>' || to_step_uuid) FROM tasker.edges) AS edges,"
         " (SELECT count(*) FROM tasker.step_transitions) AS step_records,"
-        " (SELECT count(*) FROM tasker.step_results) AS results"
+        " (SELECT count(*) FROM tasker.step_results) AS results,"
+        " (SELECT count(*) FROM tasker.dead_letters) AS dead_letters"
     )
-    assert dict(left) == {"tasks": ["t2"], "steps": None, "step_records": 0, "results": 0}
+    assert dict(left) == {
+        "tasks": ["t2"],
+        "steps": ["s2b", "s2c"],
+        "edges": ["s2b>s2c"],
+        "step_records": 0,
+        "results": 0,
+        "dead_letters": 0,
+    }
 
 
 async def test_an_unreachable_server_is_a_database_unavailable_error() -> None:
