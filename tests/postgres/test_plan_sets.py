@@ -5,8 +5,8 @@ and applies the others one by one after them. Whatever it takes, each plan must 
 write what it would have answered and written alone: here every batch of a real workload
 is first applied twice on its own connection, each time rolled back — as a batch, and plan
 by plan as before 0022 — and both must leave the same rows and give the same answers; so
-is each batch with its first plan twice (a task's two plans in one batch) and with its
-first plan stale.
+is each batch with its first plan twice (a task's two plans in one batch), with its first
+plan stale, and with an earlier batch's new task again (its identity taken).
 """
 
 from __future__ import annotations
@@ -68,6 +68,9 @@ SELECT concat_ws(E'\\n',
 """
 
 
+# What the batch's set takes: the answers by position.
+TAKEN = "SELECT tasker.apply_set($1::text::jsonb)"
+
 TABLES = [
     "tasker.tasks",
     "tasker.steps",
@@ -88,6 +91,11 @@ def _queue_rows(queues: list[str]) -> str:
     return "SELECT concat_ws(E'\\n', ''" + "".join(", " + part for part in parts) + ")"
 
 
+def _canonical(answers: Any) -> str:
+    """The answers as JSON text (``false`` is not ``0``), but for their message ids."""
+    return json.dumps(_without_ids(answers), sort_keys=True)
+
+
 def _without_ids(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _without_ids(v) for k, v in value.items() if k != "msg_id"}
@@ -104,16 +112,22 @@ class Comparison:
         self.skipped = 0
         self.mixed = 0  # batches with plans taken as a set and plans left to go one by one
         self.taken = 0
+        self.created: list[dict[str, Any]] = []  # the new tasks of the batches sent
         self.differences: list[str] = []
 
     async def compare(self, conn: Any, batch: list[_Plan]) -> None:
         """The batch as it goes; with its first plan twice (a task's two plans in one batch:
-        neither is taken, the second is refused); with its first plan stale (refused)."""
+        neither is taken, the second is refused); with its first plan stale (refused); with
+        an earlier batch's new task again (its identity exists: not created)."""
         items = [json.loads(p.encoded) for p in sorted(batch, key=lambda p: p.task_uuid)]
         stale = copy.deepcopy(items[0])
         stale["p"]["version"] = 10**6
-        for variant in (items, [items[0], *items], [stale, *items[1:]]):
+        variants = [items, [items[0], *items], [stale, *items[1:]]]
+        if self.created:
+            variants.append([*items, self.created[-1]])
+        for variant in variants:
             await self._compare(conn, variant)
+        self.created += [item for item in items if item["kind"] == "create"]
 
     async def _compare(self, conn: Any, batch: list[dict[str, Any]]) -> None:
         items = json.dumps(batch)
@@ -130,7 +144,7 @@ class Comparison:
                 # this batch goes uncompared, rather than deadlock with one of them).
                 await conn.execute("SET LOCAL lock_timeout = '500ms'")
                 await conn.execute(f"LOCK TABLE {tables} IN EXCLUSIVE MODE")
-                taken = await _rolled_back(conn, "SELECT tasker.apply_set($1::text::jsonb)", items)
+                taken = await _rolled_back(conn, TAKEN, items)
                 together = await _rolled_back(
                     conn, "SELECT tasker.apply_many($1::text::jsonb)", items, rows
                 )
@@ -143,7 +157,7 @@ class Comparison:
         self.batches += 1
         self.taken += len(taken or {})
         self.mixed += 0 < len(taken or {}) < len(batch)
-        if _without_ids(together[0]) != _without_ids(alone[0]):
+        if _canonical(together[0]) != _canonical(alone[0]):
             self.differences.append(f"answers of {items}:\n{together[0]}\n{alone[0]}")
         if together[1] != alone[1]:
             self.differences.append(f"rows after {items}")
