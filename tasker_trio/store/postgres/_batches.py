@@ -21,10 +21,10 @@ A batch is one call of ``tasker.apply_many`` (migrations 0011, 0022), which appl
 plans in one transaction, its tasks locked in task order so that two batches lock them in
 the same order: the plans that can be written together first, one statement per table for
 them all (``tasker.apply_set``), then the others one after another; each answers as it
-would alone, refused or applied. A plan sent alone, when
-nothing else waits, also sends the notifications it announces (migration 0016), sparing
-the publisher's transaction after it — one round trip less on the path from one process
-to the next; under load the publisher sends them, beside the next batch.
+would alone, refused or applied. A plan sent alone, when nothing else waits, also sends the
+notifications it announces (migration 0016), sparing the publisher's transaction after it —
+one round trip less on the path from one process to the next; under load the publisher
+sends them, beside the next batch.
 
 A batch whose plans all may commit without waiting for the WAL flush (``relaxed``: the
 store's ``durability="outcomes"``) sets ``synchronous_commit`` off for its own transaction;
