@@ -1,4 +1,5 @@
-"""The queues' static sends and deletes (migrations 0012 and 0019, ``tasker.q_prepare``).
+"""The queues' static sends, reads and deletes (migrations 0012, 0019, 0022 and 0025,
+``tasker.q_prepare``).
 
 Whoever created a queue — this engine, PGMQ itself, another tool, or a database migrated
 before 0012 — the engine's sends and deletes work on it, and processes creating the same
@@ -15,13 +16,15 @@ from tasker_trio.messaging.pgmq import PgmqBroker
 
 _PREPARED = "SELECT EXISTS (SELECT 1 FROM tasker.prepared_queues WHERE queue_name = $1)"
 _DISPATCHES = """
-SELECT position(quote_literal($1) IN prosrc) > 0 FROM pg_proc
-WHERE oid = 'tasker.q_send_prepared'::regproc
+SELECT bool_and(position(quote_literal($1) IN prosrc) > 0) FROM pg_proc
+WHERE oid IN ('tasker.q_send_prepared'::regproc, 'tasker.q_send_rows'::regproc,
+              'tasker.q_read_prepared'::regproc, 'tasker.q_delete_prepared'::regproc)
 """
 
 
 async def _prepared(db: Database, queue: str) -> bool:
-    """Whether ``queue`` is registered and the send dispatcher names it."""
+    """Whether ``queue`` is registered and every dispatcher (sends, reads, deletes) names
+    it."""
     registered = await db.fetchval(_PREPARED, queue, where="test")
     written = await db.fetchval(_DISPATCHES, queue, where="test")
     assert registered == written
@@ -57,8 +60,26 @@ async def test_a_queue_pgmq_created_itself_is_used_as_it_is(database: Database) 
     assert await broker.delete("made_elsewhere", sent)
 
 
-async def test_deleting_from_a_queue_nobody_created_finds_nothing(database: Database) -> None:
+async def test_a_queue_pgmq_created_is_read_before_the_engine_sends_to_it(
+    database: Database,
+) -> None:
+    await database.fetchval("SELECT pgmq.create('read_first')", where="test")
+    for n in (1, 2):
+        await database.fetchval(f"SELECT pgmq.send('read_first', '{{\"n\": {n}}}')", where="test")
+    broker = PgmqBroker(database)
+
+    first = await broker.read("read_first", limit=1, visibility_timeout=30)
+    rest = await broker.read("read_first", limit=5, visibility_timeout=30)
+
+    assert [m.payload for m in first + rest] == [{"n": 1}, {"n": 2}]
+    assert [m.read_ct for m in first + rest] == [1, 1]
+    assert await broker.read("read_first", limit=5, visibility_timeout=30) == []  # hidden
+    assert await _prepared(database, "read_first")
+
+
+async def test_a_queue_nobody_created_reads_and_deletes_nothing(database: Database) -> None:
     assert not await PgmqBroker(database).delete("never_created", 1)
+    assert await PgmqBroker(database).read("never_created", limit=5, visibility_timeout=30) == []
     assert not await _prepared(database, "never_created")
 
 
