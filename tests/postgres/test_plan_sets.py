@@ -1,4 +1,5 @@
-"""A batch's plans applied as a set (`tasker.apply_set`, migration 0022).
+"""A batch's plans and a worker's results applied as sets (`tasker.apply_set`,
+`tasker.record_set`: migrations 0022 and 0026).
 
 A batch takes the plans it can apply together — one statement per table for all of them —
 and applies the others one by one after them. Whatever it takes, each plan must answer and
@@ -11,6 +12,7 @@ plan stale, and with an earlier batch's new task again (its identity taken).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 from pathlib import Path
@@ -69,7 +71,7 @@ SELECT concat_ws(E'\\n',
 
 
 # What the batch's set takes: the answers by position.
-TAKEN = "SELECT tasker.apply_set($1::text::jsonb)"
+TAKEN = "SELECT tasker.apply_set($1::text::jsonb) || tasker.record_set($1::text::jsonb)"
 
 TABLES = [
     "tasker.tasks",
@@ -174,9 +176,12 @@ async def _rolled_back(conn: Any, statement: str, items: str, rows: str | None =
         await savepoint.rollback()
 
 
+@pytest.mark.parametrize("split", [False, True], ids=["one engine", "orchestrator and worker"])
 async def test_a_batch_answers_and_writes_what_its_plans_would_one_by_one(
-    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, split: bool
 ) -> None:
+    # Split, as `serve` and `worker` processes: the worker records every result in batches
+    # of its own, and the orchestrator's plans consume the notices.
     comparison = Comparison()
     send = PlanWriter._send
 
@@ -186,9 +191,20 @@ async def test_a_batch_answers_and_writes_what_its_plans_would_one_by_one(
 
     monkeypatch.setattr(PlanWriter, "_send", compared)
     shapes = ["fanout", "diamond", "linear"] * 4
-    async with open_engine(
-        write_templates(tmp_path / "templates"), database=database, worker_concurrency=16
-    ) as engine:
+    templates = write_templates(tmp_path / "templates")
+    async with contextlib.AsyncExitStack() as stack:
+        engine = await stack.enter_async_context(
+            open_engine(templates, database=database, worker_concurrency=16, workers=not split)
+        )
+        if split:
+            await stack.enter_async_context(
+                open_engine(
+                    database=database,
+                    orchestration=False,
+                    namespaces=[NAMESPACE],
+                    worker_concurrency=16,
+                )
+            )
         uuids: list[tuple[str, int, str]] = []
 
         async def submit(n: int, shape: str) -> None:
