@@ -27,6 +27,7 @@ from tasker_trio.orchestration.commands import InitializeTask
 from tasker_trio.orchestration.context import OrchestrationContext
 from tasker_trio.orchestration.services.operator_actions import OperatorService
 from tasker_trio.state_machine import TaskEvent, TaskState
+from tasker_trio.store.protocol import Store
 from tasker_trio.templates import TemplateRegistry
 from tasker_trio.worker.actor import WorkerContext
 
@@ -40,6 +41,27 @@ SETTLED_STATES = frozenset(
     }
 )
 """States `Engine.wait_for_task` returns on: terminal, or blocked until an operator acts."""
+
+
+async def wait_settled(store: Store, task_uuid: str, *, deadline: float, limit: float) -> Task:
+    """The task once it is in one of the `SETTLED_STATES` (`Engine.wait_for_task`).
+
+    Raises `WaitTimeout` (saying ``limit`` seconds) at ``deadline`` (`trio.current_time`).
+    """
+    task: Task | None = None
+    while True:
+        changed = store.change_event(task_uuid)  # before the read: no change missed
+        if task is None:
+            task = await store.get_task(task_uuid)
+        if task.state in SETTLED_STATES:
+            return task
+        remaining = deadline - trio.current_time()
+        if remaining <= 0:
+            raise WaitTimeout(task_uuid, limit, task.state.value)
+        seen = await store.wait_for_change(task_uuid, timeout=min(remaining, 1.0), event=changed)
+        # Settled as the change left it: no read. Anything else may have moved on since the
+        # change, before the next event was taken; read it again.
+        task = seen if seen is not None and seen.state in SETTLED_STATES else None
 
 
 @attrs.frozen(kw_only=True)
@@ -157,15 +179,7 @@ class Engine:
             WaitTimeout: it did not settle within ``timeout`` seconds.
         """
         deadline = math.inf if timeout is None else trio.current_time() + timeout
-        while True:
-            changed = self._store.change_event(task_uuid)  # before the read: no change missed
-            task = await self._store.get_task(task_uuid)
-            if task.state in SETTLED_STATES:
-                return task
-            remaining = deadline - trio.current_time()
-            if remaining <= 0:
-                raise WaitTimeout(task_uuid, timeout or 0.0, task.state.value)
-            await self._store.wait_for_change(task_uuid, timeout=min(remaining, 1.0), event=changed)
+        return await wait_settled(self._store, task_uuid, deadline=deadline, limit=timeout or 0.0)
 
     async def get_task(self, task_uuid: str) -> Task:
         """The task (raises `TaskNotFound`)."""

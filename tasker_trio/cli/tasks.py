@@ -26,8 +26,8 @@ from tasker_trio.cli.common import add_database_argument, open_client, run_trio,
 from tasker_trio.cli.run import parse_context
 from tasker_trio.db import Database
 from tasker_trio.db.opening import redact
-from tasker_trio.engine_api import SETTLED_STATES
-from tasker_trio.errors import ConfigurationError, UnknownTemplate, WaitTimeout
+from tasker_trio.engine_api import wait_settled
+from tasker_trio.errors import ConfigurationError, UnknownTemplate
 from tasker_trio.models import ORCHESTRATION_TASK_REQUESTS, TaskRequest
 from tasker_trio.models.messages import TaskRequestMessage
 from tasker_trio.models.task import PRIORITY_RANGE
@@ -232,15 +232,7 @@ class Pending:
 
 async def _wait_settled(store: Store, task_uuid: str, deadline: float, limit: float) -> int:
     """Wait until the task ends (or is blocked); report it; 0 when it completed."""
-    while True:
-        changed = store.change_event(task_uuid)  # before the read: no change missed
-        task = await store.get_task(task_uuid)
-        if task.state in SETTLED_STATES:
-            break
-        remaining = deadline - trio.current_time()
-        if remaining <= 0:
-            raise WaitTimeout(task_uuid, limit, task.state.value)
-        await store.wait_for_change(task_uuid, timeout=min(remaining, 1.0), event=changed)
+    task = await wait_settled(store, task_uuid, deadline=deadline, limit=limit)
     view = await store.get_view(task_uuid)
     if task.state == TaskState.COMPLETE:
         say(f"task {task_uuid} complete: {len(view.steps)} steps")

@@ -102,16 +102,17 @@ class Database:
         if not any(known is signals for known in self._signal_sets):
             self._signal_sets.append(signals)
 
-    def fire(self, key: str, *, announced: bool = False) -> None:
+    def fire(self, key: str, *, announced: bool = False, carrying: object = None) -> None:
         """Wake this process's waiters on ``key`` after a change committed here.
 
-        Every attached `Signals` hears it, as they would hear another process's change;
-        other processes hear it from the `publisher` (the listener drops the echo of this
-        database's own notifications by their `origin`) — unless the committed
-        transaction ``announced`` it itself (a batch of plans, `tasker.apply_many`).
+        Every attached `Signals` hears it (with what it is ``carrying``: `Signals.fire`),
+        as they would hear another process's change; other processes hear it from the
+        `publisher` (the listener drops the echo of this database's own notifications by
+        their `origin`) — unless the committed transaction ``announced`` it itself (a batch
+        of plans, `tasker.apply_many`).
         """
         for signals in self._signal_sets:
-            signals.fire(key)
+            signals.fire(key, carrying)
         if not announced:
             self.publisher.add(key)
 

@@ -10,6 +10,7 @@ whether that listener runs and whether waits are also cut at the poll interval.
 from __future__ import annotations
 
 import enum
+import weakref
 
 import trio
 
@@ -30,12 +31,23 @@ class Signals:
 
     def __init__(self) -> None:
         self._events: dict[str, trio.Event] = {}
+        self._carried: weakref.WeakKeyDictionary[trio.Event, object] = weakref.WeakKeyDictionary()
 
-    def fire(self, key: str) -> None:
-        """Wake whoever waits on ``key`` now (later waiters wait for the next fire)."""
+    def fire(self, key: str, carrying: object = None) -> None:
+        """Wake whoever waits on ``key`` now (later waiters wait for the next fire).
+
+        ``carrying`` is what the change left behind, for the woken to take without a read
+        (`carried`): a task this process committed, say.
+        """
         event = self._events.pop(key, None)
         if event is not None:
+            if carrying is not None:
+                self._carried[event] = carrying
             event.set()
+
+    def carried(self, event: trio.Event) -> object:
+        """What the fire that set ``event`` carried (None: nothing, or not fired yet)."""
+        return self._carried.get(event)
 
     def fire_all(self) -> None:
         """Wake every current waiter (after a lost connection: a notification may be lost)."""

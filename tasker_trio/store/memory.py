@@ -299,7 +299,10 @@ class MemoryStore(MemoryWorkerSide):
         *,
         timeout: float,  # noqa: ASYNC109
         event: trio.Event | None = None,
-    ) -> None:
-        """Return on the task's next state change (or ``event``), or at timeout."""
+    ) -> Task | None:
+        """Return on the task's next state change (or ``event``) with the task as it is
+        now, or at timeout with None."""
         with trio.move_on_after(timeout):
             await (self.change_event(task_uuid) if event is None else event).wait()
+            return self._tasks.get(task_uuid)
+        return None

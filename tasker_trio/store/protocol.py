@@ -250,10 +250,12 @@ class Store(Protocol):
         *,
         timeout: float,  # noqa: ASYNC109
         event: trio.Event | None = None,
-    ) -> None:
+    ) -> Task | None:
         """Return when the task's state changes (a task transition), or after ``timeout``.
 
-        With ``event`` (from `change_event`), on the change that sets it.
+        With ``event`` (from `change_event`), on the change that sets it. Returns the task
+        as that change left it when the store has it at hand (the memory store; on
+        PostgreSQL, a change this process committed), else None: read it (`get_task`).
 
         Step-level changes alone (a claim, a recorded result) do not wake it: waiters care
         about where the task stands, and a wake-up per step change would cost every step.

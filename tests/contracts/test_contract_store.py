@@ -954,9 +954,12 @@ async def test_a_change_between_reading_the_task_and_waiting_still_wakes_the_wai
     await store.apply(graph.task.task_uuid, complete_and_enqueue(graph, "a"))
     start = backend.now()
 
-    await store.wait_for_change(graph.task.task_uuid, timeout=60, event=changed)
+    seen = await store.wait_for_change(graph.task.task_uuid, timeout=60, event=changed)
 
     assert backend.now() == pytest.approx(start)
+    # The change was made here: the store hands the task over as the change left it.
+    assert seen == await store.get_task(graph.task.task_uuid)
+    assert seen is not None and seen.state != TaskState.STEPS_IN_PROCESS
 
 
 async def test_wait_for_change_times_out_when_the_task_does_not_change(
@@ -975,6 +978,7 @@ async def test_wait_for_change_times_out_when_the_task_does_not_change(
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(change_another_task)
-        await store.wait_for_change(quiet.task.task_uuid, timeout=LEASE)
+        seen = await store.wait_for_change(quiet.task.task_uuid, timeout=LEASE)
 
     assert backend.now() == pytest.approx(start + LEASE)
+    assert seen is None

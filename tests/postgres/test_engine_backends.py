@@ -15,7 +15,7 @@ from tasker_trio import StepContext, TaskState, open_engine
 from tasker_trio.db import Database, status
 from tasker_trio.errors import ConfigurationError
 from tests.engine._support import NAMESPACE, step, template
-from tests.postgres._database import HoldMockClock, fresh_database
+from tests.postgres._database import HoldMockClock, count_crossings, fresh_database
 
 
 async def double(ctx: StepContext) -> dict[str, Any]:
@@ -95,6 +95,21 @@ async def test_orchestration_and_workers_in_separate_engines(database: Database)
     assert task.state == TaskState.COMPLETE
     assert stats.workers is None
     assert stats.steps_executed == 0  # the other engine ran them
+
+
+async def test_wait_for_task_takes_the_task_its_settling_commit_left(database: Database) -> None:
+    """A task settled by this process's own commit is returned as committed: one read of
+    the task (before the wait), none after it."""
+    async with open_engine([chain()], handlers={"double": double}, database=database) as engine:
+        submission = await engine.submit(NAMESPACE, "chain", {"n": 4})
+        crossings = count_crossings(database)
+        with trio.fail_after(20):
+            task = await engine.wait_for_task(submission.task_uuid)
+        reads = crossings.count("reading a task")
+        stored = await engine.get_task(submission.task_uuid)
+    assert task.state == TaskState.COMPLETE
+    assert task == stored
+    assert reads == 1
 
 
 @pytest.mark.parametrize(

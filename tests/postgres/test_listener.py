@@ -64,8 +64,9 @@ async def test_a_task_transition_in_another_process_wakes_wait_for_change(
 
     async def waiter() -> None:
         start = trio.current_time()
-        await store_a.wait_for_change(graph.task.task_uuid, timeout=LONG)
+        seen = await store_a.wait_for_change(graph.task.task_uuid, timeout=LONG)
         woke_after.append(trio.current_time() - start)
+        assert seen is None  # another process's change: the waiter reads the task itself
 
     async with open_process(database.dsn) as b, trio.open_nursery() as nursery:
         nursery.start_soon(waiter)

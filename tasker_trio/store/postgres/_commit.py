@@ -85,8 +85,10 @@ class PlanCommits:
         Other processes hear of it from the plan's own transaction when it ``announced``
         it (`PlanWriter.write`), else from the publisher.
         """
+        mine = task_key(plan.task_uuid)
         for key in wakes:
-            self.db.fire(key, announced=announced)
+            # The task's waiters take it as committed, without reading it again.
+            self.db.fire(key, announced=announced, carrying=after.task if key == mine else None)
         if reservation is None:
             return
         sent = payload["local"]["messages"]

@@ -135,12 +135,17 @@ class PostgresQueries:
         *,
         timeout: float,  # noqa: ASYNC109
         event: trio.Event | None = None,
-    ) -> None:
+    ) -> Task | None:
         """Return on the task's next state change (by any process; or ``event``), or at
         timeout.
 
         Other processes' changes arrive by NOTIFY unless the database polls; then the wait
-        also ends by the database's poll interval (`Database.wait_bound`).
+        also ends by the database's poll interval (`Database.wait_bound`). A change this
+        process committed comes with the task as committed (`PlanCommits._settle`), which
+        is returned; otherwise None (read it).
         """
+        awaited = self.change_event(task_uuid) if event is None else event
         with trio.move_on_after(self.db.wait_bound(timeout)):
-            await (self.change_event(task_uuid) if event is None else event).wait()
+            await awaited.wait()
+        carried = self.signals.carried(awaited)
+        return carried if isinstance(carried, Task) else None
