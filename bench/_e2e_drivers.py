@@ -79,8 +79,8 @@ class QueueDriver:
 
             changed = trio.Event()
 
-            def fire(self, key: str) -> None:
-                super().fire(key)
+            def fire(self, key: str, carrying: object = None) -> None:
+                super().fire(key, carrying)
                 if key.startswith("task:"):
                     TaskWatch.changed.set()
                     TaskWatch.changed = trio.Event()

@@ -959,7 +959,8 @@ async def test_a_change_between_reading_the_task_and_waiting_still_wakes_the_wai
     assert backend.now() == pytest.approx(start)
     # The change was made here: the store hands the task over as the change left it.
     assert seen == await store.get_task(graph.task.task_uuid)
-    assert seen is not None and seen.state != TaskState.STEPS_IN_PROCESS
+    assert seen is not None
+    assert seen.state != TaskState.STEPS_IN_PROCESS
 
 
 async def test_wait_for_change_times_out_when_the_task_does_not_change(
