@@ -12,7 +12,7 @@ import collections
 import contextvars
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,7 @@ class Meter:
 
     def __init__(
         self,
-        counters: dict[str, Callable[[], Awaitable[dict[str, list[float]]]]],
+        counters: Mapping[str, Callable[[], Awaitable[dict[str, list[float]]]]],
         db: Any | None,
         settle: float,
         *,
@@ -162,7 +162,7 @@ class RoundTrips:
 
     def __init__(self) -> None:
         self.counts: collections.Counter[str] = collections.Counter()
-        self.seconds: collections.Counter[str] = collections.Counter()
+        self.seconds: collections.defaultdict[str, float] = collections.defaultdict(float)
 
     def snapshot(self) -> dict[str, list[float]]:
         return {label: [n, self.seconds[label]] for label, n in self.counts.items()}
