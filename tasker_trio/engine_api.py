@@ -48,11 +48,9 @@ async def wait_settled(store: Store, task_uuid: str, *, deadline: float, limit: 
 
     Raises `WaitTimeout` (saying ``limit`` seconds) at ``deadline`` (`trio.current_time`).
     """
-    task: Task | None = None
     while True:
         changed = store.change_event(task_uuid)  # before the read: no change missed
-        if task is None:
-            task = await store.get_task(task_uuid)
+        task = await store.get_task(task_uuid)
         if task.state in SETTLED_STATES:
             return task
         remaining = deadline - trio.current_time()
@@ -60,8 +58,9 @@ async def wait_settled(store: Store, task_uuid: str, *, deadline: float, limit: 
             raise WaitTimeout(task_uuid, limit, task.state.value)
         seen = await store.wait_for_change(task_uuid, timeout=min(remaining, 1.0), event=changed)
         # Settled as the change left it: no read. Anything else may have moved on since the
-        # change, before the next event was taken; read it again.
-        task = seen if seen is not None and seen.state in SETTLED_STATES else None
+        # change; the next pass takes a new event and reads it again.
+        if seen is not None and seen.state in SETTLED_STATES:
+            return seen
 
 
 @attrs.frozen(kw_only=True)
